@@ -1,0 +1,37 @@
+# The two commands of the README. Both set everything up from a fresh clone first.
+#   make demo   train LeNet-5 on the embedded digits data and write runs/demo/
+#   make test   run the whole test suite
+# torch is installed first and pinned (see DEVELOPERS.md): a plain `torch` requirement
+# would pull a multi-GB CUDA build on machines that have a CPU wheel at hand.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.*
+STAMP := $(VENV)/.deepnotes-installed
+
+.PHONY: setup demo test bench clean data-fashion-mnist
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/deepnotes train lenet5 --data digits --epochs 30 --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/time_to_accuracy.py --json
+
+# Fashion-MNIST from Debian's package (offline machines); needs root.
+data-fashion-mnist:
+	apt-get install -y dataset-fashion-mnist
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info

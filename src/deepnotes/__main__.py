@@ -1,0 +1,3 @@
+from deepnotes.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,7 @@
+"""Model families, one per file. Importing this package registers every variant.
+
+Each file follows the same order: helpers, blocks, the model class, one private builder,
+then the registered variants (data, with their published parameter counts).
+"""
+
+from deepnotes.models import lenet, mlp, vgg  # noqa: F401  (registration side effects)

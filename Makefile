@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/deepnotes train lenet5 --data digits --epochs 30 --out runs/demo
+	rm -rf runs/demo
+	$(VENV)/bin/deepnotes train lenet5 --data digits --epochs 40 --lr 3e-3 --augment crop --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -165,7 +165,7 @@ def builder_accepts(name: str, argument: str) -> bool:
     import inspect
 
     params = inspect.signature(MODELS.get(name).builder).parameters
-    return argument in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return argument in params
 
 
 # --------------------------------------------------------------------------- datasets

@@ -1,0 +1,146 @@
+"""The `deepnotes` command. Thin: it parses arguments, then calls library functions.
+
+Heavy modules (torch, matplotlib, scikit-learn) are imported inside the command functions,
+so `deepnotes --help` answers without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+
+from deepnotes import __version__
+from deepnotes.errors import UserError
+from deepnotes.train.config import AUGMENTS, DEFAULT_LR, SCHEDULES, TrainConfig
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deepnotes",
+        description="A deep-learning-for-computer-vision curriculum that runs: models, training, inspection, experiments.",
+        epilog="examples:\n"
+        "  deepnotes list\n"
+        "  deepnotes train lenet5 --data digits --epochs 30\n"
+        "  deepnotes train lenet5 --data fashion-mnist --epochs 10 --out runs/lenet\n"
+        "  deepnotes predict runs/lenet shoe.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"deepnotes {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a registered model on a registered dataset",
+        description="Train MODEL on --data and write a run directory: config.json, model.safetensors, "
+        "metrics.json, curves.png, confusion.png, report.html, checkpoints/. "
+        "Defaults are in brackets.",
+    )
+    # Defaults live in TrainConfig (one place); None here means "not given".
+    d = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    lrs = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+    t.add_argument("model", metavar="MODEL", help="a registered model (deepnotes list)")
+    t.add_argument("--data", metavar="DATASET", help=f"a registered dataset [{d['data']}]")
+    t.add_argument("--epochs", type=int, help=f"number of epochs [{d['epochs']}]")
+    t.add_argument("--batch-size", type=int, help=f"global mini-batch size [{d['batch_size']}]")
+    t.add_argument("--lr", type=float, help=f"peak learning rate [by optimizer: {lrs}]")
+    t.add_argument("--optimizer", choices=list(DEFAULT_LR), help=f"[{d['optimizer']}]")
+    t.add_argument("--momentum", type=float, help=f"momentum for sgd/rmsprop [{d['momentum']}]")
+    t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd)")
+    t.add_argument("--weight-decay", type=float, help=f"L2 weight decay [{d['weight_decay']}]")
+    t.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule, stepped every batch [{d['schedule']}]")
+    t.add_argument("--warmup-epochs", type=float, help=f"linear LR warmup, in epochs [{d['warmup_epochs']}]")
+    t.add_argument("--label-smoothing", type=float, help=f"cross-entropy label smoothing [{d['label_smoothing']}]")
+    t.add_argument("--augment", choices=AUGMENTS, help=f"training augmentation [{d['augment']}]")
+    t.add_argument("--seed", type=int, help=f"random seed [{d['seed']}]")
+    t.add_argument("--out", metavar="DIR", help="run directory [runs/MODEL-DATASET]")
+    t.add_argument("--resume", action="store_true", default=None, help="continue the run in --out from its last checkpoint")
+    t.add_argument("--target-accuracy", type=float, metavar="A", help="stop once test accuracy >= A (e.g. 0.91)")
+    t.add_argument("--data-dir", metavar="DIR", help="read the dataset's files from DIR")
+    t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
+    t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None, help="keep the NCHW memory layout")
+    t.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress output")
+
+    pr = sub.add_parser("predict", help="classify image files with a trained run")
+    pr.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `deepnotes train`")
+    pr.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, BMP, GIF, TIFF, WebP)")
+    pr.add_argument("--top", type=int, default=3, help="how many classes to show (default: 3)")
+    inv = pr.add_mutually_exclusive_group()
+    inv.add_argument("--invert", dest="invert", action="store_true", default=None, help="always invert gray levels")
+    inv.add_argument("--no-invert", dest="invert", action="store_false", help="never invert gray levels")
+
+    ls = sub.add_parser("list", help="registered models, datasets and experiments")
+    ls.add_argument("pattern", nargs="?", help="glob pattern, e.g. 'lenet*'")
+    return p
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from deepnotes.train import TrainConfig, run_training
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func") and v is not None}
+    result = run_training(TrainConfig(**given))
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from deepnotes.predict import load_run, predict_image
+
+    run = load_run(args.run_dir)
+    for path in args.images:
+        top, notes = predict_image(run, path, top=args.top, invert=args.invert)
+        print(f"{path}:")
+        for note in notes:
+            print(f"  ({note})")
+        for rank, (name, p) in enumerate(top, 1):
+            print(f"  {rank}. {name:<20} {p:7.2%}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from deepnotes.registry import DATASETS, MODELS
+
+    rows = []
+    for name in MODELS.names(args.pattern):
+        e = MODELS.get(name)
+        params = f" ({e.num_params:,} params)" if e.num_params else ""
+        rows.append(("model", name, e.description + params))
+    for name in DATASETS.names(args.pattern):
+        rows.append(("dataset", name, DATASETS.get(name).description))
+    if not rows:
+        print(f"nothing registered matches {args.pattern!r}")
+        return 0
+    width = max(len(r[1]) for r in rows)
+    for kind, name, text in rows:
+        print(f"{kind:<8} {name:<{width}}  {text}")
+    if not args.pattern:
+        print("experiment (none yet: the lab arrives with `deepnotes lab`)")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"deepnotes: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("deepnotes: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,266 @@
+"""VGG: Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", 2014 (ICLR 2015), arXiv:1409.1556.
+
+The paper's idea: depth from a single building block. Every convolution is 3x3, stride 1,
+padding 1 (two stacked 3x3 convs see 5x5, three see 7x7, with fewer parameters and more
+non-linearities than one big kernel); a 2x2 max-pool (stride 2) ends each of five stages and
+the width doubles after each pool (64, 128, 256, 512, 512), until three fully connected
+layers (4096, 4096, 1000) with dropout 0.5 classify. Table 1 of the paper names the
+configurations by letter; here A = vgg11, B = vgg13, D = vgg16, E = vgg19.
+
+    input 3x224x224 -> stage1 64@112 -> stage2 128@56 -> stage3 256@28 -> stage4 512@14
+    -> stage5 512@7 -> flatten 25088 -> FC 4096 -> FC 4096 -> FC 1000
+
+Notes where this code departs from the paper (the same departures as torchvision's VGG, so
+the parameter counts are the ones published there):
+- an adaptive average pool to 7x7 before the classifier, so inputs other than 224x224 work
+  (any size from 32x32 up; at 224x224 it is the identity);
+- the `_bn` variants add BatchNorm after every convolution (Ioffe & Szegedy 2015, a year
+  later; the paper trained A first and initialized the deeper nets from it instead); like
+  torchvision's they keep the conv biases that BN makes redundant, which the published
+  counts include (vgg16_bn = vgg16 + 2 * 4,224 BN scales and shifts = 138,365,992);
+- initialization: He (kaiming) normal for the convolutions, N(0, 0.01) for the linear layers.
+
+`vgg_small` is the "CIFAR-style" VGG for 28x28 / 32x32 images, the usual way VGG is taught
+on small data. It keeps the paper's principles (only 3x3 stride-1 convolutions, a 2x2
+max-pool between stages, width doubling per stage) and departs from it in:
+- BatchNorm after every convolution;
+- three stages instead of five (28 -> 14 -> 7 -> 3), widths 32-64-128 (times `width`)
+  instead of 64-...-512, one conv in the first stage and two in the others;
+- global average pooling + one linear layer instead of the three 4096-wide FC layers
+  (that head alone would be 120M parameters; here the whole net has 0.28M);
+- in each stage the max-pool runs right after the last convolution, before its BatchNorm
+  and ReLU (conv -> pool -> BN -> ReLU, as in Keller Jordan's airbench CIFAR-10 speed
+  runs). Max-pooling commutes with ReLU, so the only change is that BN normalizes the pooled
+  map; BN and ReLU then touch 4x fewer values, which on a CPU is ~30% of a training step.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from deepnotes.registry import register_model
+
+PAPER = 'Simonyan & Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition", arXiv:1409.1556'
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _scaled(channels: int, width: float) -> int:
+    """A stage width times the width multiplier, at least 8 and rounded to a multiple of 8."""
+    return max(8, int(round(channels * width / 8)) * 8) if width != 1.0 else channels
+
+
+def _init_weights(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def vgg_stage(
+    in_chans: int, widths: Sequence[int], *, batch_norm: bool, conv_bias: bool = True, pool_before_norm: bool = False
+) -> nn.Sequential:
+    """One stage: a 3x3 stride-1 conv (+ BN) + ReLU per width, then a 2x2 max-pool.
+
+    With pool_before_norm the pool moves between the last conv and its BN/ReLU (needs BN).
+    conv_bias=False drops the conv biases, which a following BN makes redundant.
+    Output: (B, widths[-1], H // 2, W // 2).
+    """
+    layers: list[tuple[str, nn.Module]] = []
+    c = in_chans
+    for i, w in enumerate(widths, start=1):
+        last = i == len(widths)
+        layers.append((f"conv{i}", nn.Conv2d(c, w, 3, padding=1, bias=conv_bias)))
+        if last and pool_before_norm:
+            layers.append(("pool", nn.MaxPool2d(2)))
+        if batch_norm:
+            layers.append((f"bn{i}", nn.BatchNorm2d(w)))
+        layers.append((f"relu{i}", nn.ReLU(inplace=True)))
+        c = w
+    if not pool_before_norm:
+        layers.append(("pool", nn.MaxPool2d(2)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def fc_head(in_features: int, num_classes: int, hidden: int = 4096, dropout: float = 0.5) -> nn.Sequential:
+    """The paper's classifier: FC hidden -> ReLU -> dropout, twice, then FC num_classes."""
+    return nn.Sequential(
+        nn.Linear(in_features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class VGGConfig:
+    """One VGG variant. `stages` holds the conv widths of each stage (a max-pool ends each)."""
+
+    stages: tuple[tuple[int, ...], ...]
+    batch_norm: bool = False
+    head: str = "fc"  # "fc": avg-pool to 7x7 + FC 4096-4096-classes (paper) | "gap": global avg-pool + linear
+    width: float = 1.0  # multiplier of every stage width
+    dropout: float = 0.5  # in the FC head (or before the linear layer of the GAP head)
+    fc_width: int = 4096
+    pool_before_norm: bool = False  # conv -> pool -> BN -> ReLU in each stage's last conv (needs BN)
+    conv_bias: bool = True  # torchvision's _bn variants keep them (and their published counts count them)
+
+
+class VGG(nn.Module):
+    """A stack of VGG stages and a classifier head; see the module docstring.
+
+    features: stage1..stageN (each ends by halving the size); head: the classifier.
+    `feature_layers` names the stage outputs (for CAM targets and backbone reuse) and
+    `feature_info` gives their channels and reduction (as timm's feature_info).
+    """
+
+    def __init__(self, cfg: VGGConfig, num_classes: int = 1000, in_chans: int = 3):
+        super().__init__()
+        if cfg.head not in ("fc", "gap"):
+            raise ValueError(f"unknown VGG head {cfg.head!r}; choose 'fc' or 'gap'")
+        if cfg.pool_before_norm and not cfg.batch_norm:
+            raise ValueError("pool_before_norm moves the pool before BatchNorm, so it needs batch_norm=True")
+        if not cfg.stages or not all(cfg.stages):
+            raise ValueError(f"VGG needs at least one stage and one conv per stage, got stages={cfg.stages}")
+        self.cfg, self.num_classes, self.in_chans = cfg, num_classes, in_chans
+        stages, c, self.feature_info = [], in_chans, []
+        for i, widths in enumerate(cfg.stages, start=1):
+            widths = [_scaled(w, cfg.width) for w in widths]
+            stages.append((f"stage{i}", vgg_stage(c, widths, batch_norm=cfg.batch_norm, conv_bias=cfg.conv_bias, pool_before_norm=cfg.pool_before_norm)))
+            c = widths[-1]
+            self.feature_info.append({"module": f"features.stage{i}", "num_chs": c, "reduction": 2**i})
+        self.features = nn.Sequential(OrderedDict(stages))
+        self.feature_layers = [f["module"] for f in self.feature_info]
+        self.num_features = c
+        self.min_size = 2 ** len(cfg.stages)  # every stage halves the size
+        if cfg.head == "fc":
+            self.pool = nn.AdaptiveAvgPool2d(7)
+            self.head = fc_head(c * 7 * 7, num_classes, cfg.fc_width, cfg.dropout)
+        else:
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Sequential(nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity(), nn.Linear(c, num_classes))
+        _init_weights(self)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.in_chans or min(x.shape[2:]) < self.min_size:
+            raise ValueError(
+                f"VGG expects input (B, {self.in_chans}, H, W) with H, W >= {self.min_size} "
+                f"({len(self.cfg.stages)} stages each halve the size), got {tuple(x.shape)}"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return self.features(x)  # (B, C, H / 2**stages, W / 2**stages)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pool(x).flatten(1)  # (B, C*7*7) for "fc", (B, C) for "gap"
+        if pre_logits:
+            return self.head[:-1](x)
+        return self.head(x)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _vgg(
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    stages: Sequence[Sequence[int]] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    batch_norm: bool = False,
+    head: str = "fc",
+    width: float = 1.0,
+    dropout: float = 0.5,
+    pool_before_norm: bool = False,
+    conv_bias: bool = True,
+) -> VGG:
+    cfg = VGGConfig(
+        stages=tuple(tuple(int(w) for w in s) for s in stages), batch_norm=batch_norm, head=head,
+        width=float(width), dropout=float(dropout), pool_before_norm=pool_before_norm, conv_bias=conv_bias,
+    )  # fmt: skip
+    return VGG(cfg, num_classes=num_classes, in_chans=in_chans)
+
+
+# --------------------------------------------------------------------------- variants
+
+_A = ((64,), (128,), (256, 256), (512, 512), (512, 512))
+_B = ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512))
+_D = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+_E = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
+_FULL = VGGConfig(stages=_A)
+
+# name -> (config, parameter count with 3 input channels and 1000 classes (torchvision's),
+#          description)
+VARIANTS: dict[str, tuple[VGGConfig, int, str]] = {
+    "vgg11": (replace(_FULL, stages=_A), 132_863_336, "VGG-11 (configuration A): 8 convs + 3 FC"),
+    "vgg13": (replace(_FULL, stages=_B), 133_047_848, "VGG-13 (configuration B): 10 convs + 3 FC"),
+    "vgg16": (replace(_FULL, stages=_D), 138_357_544, "VGG-16 (configuration D): 13 convs + 3 FC"),
+    "vgg19": (replace(_FULL, stages=_E), 143_667_240, "VGG-19 (configuration E): 16 convs + 3 FC"),
+    "vgg16_bn": (replace(_FULL, stages=_D, batch_norm=True), 138_365_992, "VGG-16 with BatchNorm after every conv"),
+    "vgg19_bn": (replace(_FULL, stages=_E, batch_norm=True), 143_678_248, "VGG-19 with BatchNorm after every conv"),
+}
+
+# The small-image form (1 input channel, 10 classes): convs without bias 288 + 18,432 +
+# 36,864 + 73,728 + 147,456, BN 2 * (32 + 64 + 64 + 128 + 128), linear 1,290: 278,890.
+SMALL = VGGConfig(
+    stages=((32,), (64, 64), (128, 128)), batch_norm=True, head="gap", dropout=0.0,
+    pool_before_norm=True, conv_bias=False,
+)  # fmt: skip
+SMALL_PARAMS = 278_890
+
+for _name, (_cfg, _count, _description) in VARIANTS.items():
+    register_model(
+        _name,
+        _vgg,
+        description=_description,
+        paper=PAPER,
+        num_params=_count,
+        input_size=(3, 224, 224),
+        fixed_input_size=False,
+        num_classes=1000,
+        in_chans=3,
+        stages=_cfg.stages,
+        batch_norm=_cfg.batch_norm,
+        head=_cfg.head,
+        dropout=_cfg.dropout,
+    )
+
+register_model(
+    "vgg_small",
+    _vgg,
+    description="CIFAR-style VGG for 28x28/32x32: 3x3 conv-BN-ReLU stages 32-64-128, GAP + linear head",
+    paper=PAPER,
+    num_params=SMALL_PARAMS,
+    input_size=(1, 28, 28),
+    fixed_input_size=False,
+    num_classes=10,
+    in_chans=1,
+    stages=SMALL.stages,
+    batch_norm=SMALL.batch_norm,
+    head=SMALL.head,
+    width=SMALL.width,
+    dropout=SMALL.dropout,
+    pool_before_norm=SMALL.pool_before_norm,
+    conv_bias=SMALL.conv_bias,
+)

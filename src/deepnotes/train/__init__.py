@@ -1,0 +1,21 @@
+"""Training: the loop, checkpoints, run directories, multi-process (DDP) support.
+
+    from deepnotes.train import TrainConfig, fit
+    metrics = fit(TrainConfig(model="lenet5", data="digits", epochs=10))
+
+The loop (and torch) load on first use, so `deepnotes.train.config` stays cheap to import.
+"""
+
+from deepnotes.train.config import TrainConfig
+
+_LOOP_NAMES = ("EpochProgress", "TrainingDiverged", "TrainResult", "evaluate", "fit", "run_training", "train_one_epoch")
+
+__all__ = ["TrainConfig", *_LOOP_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _LOOP_NAMES:
+        from deepnotes.train import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'deepnotes.train' has no attribute {name!r}")

@@ -1,0 +1,86 @@
+"""TrainConfig: everything that defines a training run, saved as config.json["train"]."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from deepnotes.errors import UserError
+
+# Learning rates that work out of the box for each optimizer (overridden by --lr).
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "adadelta": 1.0, "rmsprop": 1e-3, "adagrad": 1e-2}
+SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
+AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str = "digits"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]
+    optimizer: str = "adam"
+    momentum: float = 0.9  # sgd and rmsprop
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_size: int = 1  # epochs between decays for schedule "step"
+    gamma: float = 0.7  # decay factor for "step" and "exponential"
+    label_smoothing: float = 0.0
+    augment: str = "none"
+    crop_padding: int | None = None
+    channels_last: bool = True
+    threads: int | None = None  # None: all cores (divided among local processes under DDP)
+    seed: int = 0
+    target_accuracy: float | None = None
+    out: str | None = None  # None: runs/<model>-<data>
+    data_dir: str | None = None
+    resume: bool = False
+    model_args: dict[str, Any] = field(default_factory=dict)
+    eval_batch_size: int = 1000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in DEFAULT_LR:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(DEFAULT_LR)}")
+        if self.augment not in AUGMENTS:
+            raise UserError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        checks = [
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (
+                self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+                f"--target-accuracy is a fraction in (0, 1], e.g. 0.91, got {self.target_accuracy}",
+            ),
+            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def out_dir(self) -> str:
+        return self.out or f"runs/{self.model}-{self.data}"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lr"] = self.learning_rate
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    # Fields that may differ between a run and its --resume (everything else must match).
+    RESUMABLE_CHANGES = ("epochs", "target_accuracy", "resume", "progress", "threads", "out", "data_dir")

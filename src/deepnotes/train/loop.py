@@ -1,0 +1,486 @@
+"""The training loop, built from small plain functions (the shape of nanoGPT's train.py and
+torchvision's references/classification):
+
+    train_one_epoch(...)   one pass over the shuffled training batches
+    evaluate(...)          loss, accuracy and predictions on a fixed set
+    run_training(cfg)      data -> model -> epochs -> checkpoints -> run directory
+    fit(cfg)               run_training(cfg).metrics
+
+Everything is seeded: the batch order and augmentation are pure functions of (seed, epoch),
+and the checkpoint holds the torch RNG state (dropout), so 2 epochs == 1 epoch + --resume
++ 1 epoch, bit for bit on the same machine, also when the first run was cut off mid-epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import deepnotes
+from deepnotes.data import ImageData, load_dataset
+from deepnotes.data.transforms import InputSpec, TensorBatches, adapt_size, as_tensors, channel_stats
+from deepnotes.errors import UserError
+from deepnotes.fileio import write_json
+from deepnotes.registry import builder_accepts, create_model, get_model_entry
+from deepnotes.train import checkpoint as ckpt
+from deepnotes.train import distributed as ddp
+from deepnotes.train.config import TrainConfig
+from deepnotes.train.optim import build_optimizer, build_scheduler
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class EpochProgress:
+    """Running totals of one training epoch; saved in a mid-epoch checkpoint."""
+
+    step: int = 0  # batches done
+    loss_sum: float = 0.0  # sum over samples of the loss
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(1, self.seen)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(1, self.seen)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    metrics: dict[str, Any]
+    run_dir: Path
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------- small functions
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: TensorBatches,
+    epoch: int,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    progress: EpochProgress,
+    *,
+    device: torch.device = torch.device("cpu"),
+    should_stop: Callable[[int], bool] = lambda step: False,
+    on_flush: Callable[[EpochProgress], None] = lambda p: None,
+    flush_every: int = 20,
+) -> EpochProgress:
+    """Train on the batches of `epoch` from progress.step on; update and return `progress`.
+
+    Running sums stay on the device and are read back every `flush_every` steps (no
+    per-step host sync); that is also when a non-finite loss is detected. `should_stop(step)`
+    is asked after every step; when it says yes the epoch ends early (progress.step tells where).
+    """
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    start = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal seen, start
+        total = loss_sum.item()
+        if not math.isfinite(total):
+            raise TrainingDiverged(
+                f"the training loss became {total} in epoch {epoch} (by step {progress.step}); "
+                "stopped without saving this state. Try a lower --lr"
+            )
+        progress.loss_sum += total
+        progress.correct += int(correct.item())
+        progress.seen += seen
+        progress.seconds += time.perf_counter() - start
+        loss_sum.zero_()
+        correct.zero_()
+        seen, start = 0, time.perf_counter()
+        on_flush(progress)
+
+    for x, y in batches.epoch(epoch, start_step=progress.step):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        progress.step += 1
+        stop = should_stop(progress.step)
+        if stop or progress.step % flush_every == 0 or progress.step == len(batches):
+            flush()
+        if stop:
+            break
+    return progress
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: TensorBatches,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    device: torch.device = torch.device("cpu"),
+) -> dict[str, Any]:
+    """Mean loss, accuracy and the predicted labels over all batches (in order)."""
+    model.eval()
+    loss_sum, correct, seen, preds = 0.0, 0, 0, []
+    for x, y in batches.epoch(0):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss_sum += float(loss_fn(logits, y)) * len(y)
+        pred = logits.argmax(1)
+        correct += int((pred == y).sum())
+        seen += len(y)
+        preds.append(pred.cpu())
+    return {
+        "loss": loss_sum / max(1, seen),
+        "accuracy": correct / max(1, seen),
+        "preds": torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64),
+    }
+
+
+# --------------------------------------------------------------------------- building a run
+
+
+def model_kwargs_for_data(model: str, data: ImageData, overrides: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Keyword arguments that fit `model` to the data, and the input size it will see.
+
+    Models with a fixed input size (LeNet-5: 32x32) get the data adapted to them; the others
+    are built for the data's own size.
+    """
+    entry = get_model_entry(model)
+    kwargs: dict[str, Any] = {"num_classes": data.num_classes}
+    if builder_accepts(model, "in_chans"):
+        kwargs["in_chans"] = data.in_chans
+    img_size = tuple(entry.input_size[1:]) if entry.fixed_input_size else data.img_size
+    if not entry.fixed_input_size and builder_accepts(model, "img_size"):
+        kwargs["img_size"] = list(img_size)
+    kwargs.update(overrides)
+    if "img_size" in kwargs:
+        size = kwargs["img_size"]
+        img_size = (size, size) if isinstance(size, int) else tuple(size)
+    return kwargs, img_size
+
+
+def prepare_data(data: ImageData, img_size: tuple[int, int]):
+    """uint8 tensors adapted to the model's size, and the InputSpec with training statistics."""
+    train_x, train_y = as_tensors(data.train_x, data.train_y)
+    test_x, test_y = as_tensors(data.test_x, data.test_y)
+    train_x, note = adapt_size(train_x, img_size)
+    test_x, _ = adapt_size(test_x, img_size)
+    mean, std = channel_stats(train_x)
+    spec = InputSpec(data.in_chans, tuple(img_size), mean, std)
+    return (train_x, train_y), (test_x, test_y), spec, note
+
+
+def _check_resume(cfg: TrainConfig, saved: dict[str, Any], run_dir: Path) -> None:
+    differ = [
+        f"{f.name} ({saved.get(f.name)!r} in the run, {getattr(cfg, f.name)!r} now)"
+        for f in fields(TrainConfig)
+        if f.name not in TrainConfig.RESUMABLE_CHANGES
+        and f.name in saved
+        and saved[f.name] != (cfg.learning_rate if f.name == "lr" else _jsonable(getattr(cfg, f.name)))
+    ]
+    if differ:
+        raise UserError(
+            f"--resume continues the run in {run_dir} as it was configured, but these differ: "
+            + "; ".join(differ)
+            + ". Pass the same options (only --epochs and --target-accuracy may change) or use a new --out"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(message: str) -> Iterator[threading.Event]:
+    """First Ctrl-C: set the event (the loop saves and stops at the next step). Second: quit now."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print(f"\n{message}", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _log(info: ddp.DistInfo, cfg: TrainConfig, text: str) -> None:
+    if info.is_main and cfg.progress:
+        print(text, flush=True)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_training(cfg: TrainConfig, *, should_stop: Callable[[int, int], bool] | None = None) -> TrainResult:
+    """Train cfg.model on cfg.data and write the run directory (see README: "Run directory").
+
+    should_stop(epoch, step), if given, is asked after every step (tests use it to simulate
+    an interruption); Ctrl-C does the same. A stopped run saves a checkpoint and returns
+    with interrupted=True.
+    """
+    info = ddp.setup()
+    try:
+        return _run(cfg, info, should_stop)
+    finally:
+        ddp.teardown(info)
+
+
+def fit(cfg: TrainConfig) -> dict[str, Any]:
+    """Train and return the metrics dict (what metrics.json holds)."""
+    return run_training(cfg).metrics
+
+
+def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
+    run_dir = Path(cfg.out_dir)
+    threads = cfg.threads or max(1, torch.get_num_threads() // info.local_world_size)
+    torch.set_num_threads(threads)
+
+    # -- run directory: never overwrite a run; --resume must continue the same configuration
+    state = None
+    if cfg.resume:
+        if not (run_dir / "config.json").exists():
+            raise UserError(f"--resume needs an existing run directory, but {run_dir}/config.json does not exist")
+        import json
+
+        _check_resume(cfg, json.loads((run_dir / "config.json").read_text())["train"], run_dir)
+        state = ckpt.load_checkpoint(run_dir)
+    elif ckpt.has_checkpoint(run_dir):
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or --out NEW_DIR for a new one")
+
+    # -- data (rank 0 first, so that only one process downloads)
+    if info.enabled and not info.is_main:
+        torch.distributed.barrier()
+    data = load_dataset(cfg.data, data_dir=cfg.data_dir)
+    if info.enabled and info.is_main:
+        torch.distributed.barrier()
+    model_args, img_size = model_kwargs_for_data(cfg.model, data, cfg.model_args)
+    (train_x, train_y), (test_x, test_y), spec, adapt_note = prepare_data(data, img_size)
+
+    # -- model, optimizer, schedule
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **model_args)
+    num_params = sum(p.numel() for p in model.parameters())
+    model.to(info.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    torch.manual_seed(cfg.seed + info.rank)  # dropout masks differ between ranks
+
+    train_batches = TensorBatches(
+        train_x, train_y, spec, cfg.batch_size, shuffle=True, seed=cfg.seed, augment=cfg.augment,
+        crop_padding=cfg.crop_padding, drop_last=True, rank=info.rank, world_size=info.world_size,
+        channels_last=cfg.channels_last,
+    )  # fmt: skip
+    test_batches = TensorBatches(test_x, test_y, spec, cfg.eval_batch_size, channels_last=cfg.channels_last)
+    optimizer = build_optimizer(cfg, model.parameters())
+    scheduler = build_scheduler(cfg, optimizer, len(train_batches))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    history: list[dict[str, Any]] = []
+    first_epoch, progress = 1, EpochProgress()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_torch"])
+        history = list(state["history"])
+        first_epoch = state["epoch"] + 1 if state["step"] == 0 else state["epoch"]
+        if state["step"]:
+            progress = EpochProgress(**state["progress"])
+        if first_epoch > cfg.epochs:
+            raise UserError(f"{run_dir} has already trained {state['epoch']} epochs; pass a larger --epochs to continue")
+
+    config_json = {
+        "deepnotes_version": deepnotes.__version__,
+        "torch_version": torch.__version__,
+        "task": "classification",
+        "model": cfg.model,
+        "model_args": _jsonable(model_args),
+        "num_params": num_params,
+        "dataset": cfg.data,
+        "data_source": data.source,
+        "classes": list(data.classes),
+        "input": {**spec.to_json(), "data_size": list(data.img_size), "adapted": adapt_note},
+        "train": cfg.to_json(),
+        "world_size": info.world_size,
+    }
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config_json)
+    _log(info, cfg, f"{cfg.model} ({num_params:,} parameters) on {data!r}")
+    _log(info, cfg, f"input: {adapt_note}; {len(train_batches)} steps/epoch of {cfg.batch_size}; {threads} threads; -> {run_dir}")
+    if state is not None:
+        _log(info, cfg, f"resumed from epoch {state['epoch']}" + (f" step {state['step']}" if state["step"] else ""))
+
+    def checkpoint(epoch: int, step: int) -> None:
+        if info.is_main:
+            ckpt.save_checkpoint(run_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
+                "rng_torch": torch.get_rng_state(), "history": history,
+                "progress": progress.__dict__.copy() if step else {},
+            })  # fmt: skip
+
+    train_seconds = history[-1]["seconds"] if history else 0.0
+    seconds_to_target = next(
+        (h["seconds"] for h in history if cfg.target_accuracy and h["test_accuracy"] >= cfg.target_accuracy), None
+    )
+    interrupted, last_eval = False, None
+    with _ctrl_c_stops("stopping after this step and saving a checkpoint (Ctrl-C again quits at once)") as ctrl_c:
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            if seconds_to_target is not None:
+                break
+            bar = _progress_bar(info, cfg, epoch, len(train_batches), progress.step)
+
+            def stop_now(step: int, epoch: int = epoch) -> bool:
+                wanted = ctrl_c.is_set() or (should_stop is not None and should_stop(epoch, step))
+                return ddp.any_rank(wanted, info)
+
+            def on_flush(p: EpochProgress, bar=bar) -> None:
+                if bar is not None:
+                    bar.update(p.step - bar.n)
+                    done = train_seconds + p.seconds
+                    remaining = (cfg.epochs - epoch + 1 - p.step / len(train_batches)) * (p.seconds / max(1, p.step)) * len(train_batches)
+                    bar.set_postfix_str(
+                        f"loss {p.loss:.4f} acc {p.accuracy:.1%} {p.seen / max(p.seconds, 1e-9):,.0f} img/s "
+                        f"run ETA {_fmt_seconds(remaining)} ({_fmt_seconds(done)} so far)"
+                    )
+
+            try:
+                train_one_epoch(
+                    net, train_batches, epoch, optimizer, scheduler, loss_fn, progress,
+                    device=info.device, should_stop=stop_now, on_flush=on_flush,
+                )  # fmt: skip
+            finally:
+                if bar is not None:
+                    bar.close()
+            if progress.step < len(train_batches):  # stopped mid-epoch
+                checkpoint(epoch, progress.step)
+                interrupted = True
+                break
+            ddp.sync_buffers(model, info)
+            last_eval = evaluate(model, test_batches, loss_fn, info.device)
+            train_seconds += progress.seconds
+            record = {
+                "epoch": epoch,
+                "train_loss": progress.loss,
+                "train_accuracy": progress.accuracy,
+                "test_loss": last_eval["loss"],
+                "test_accuracy": last_eval["accuracy"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": train_seconds,
+                "images_per_second": progress.seen * info.world_size / max(progress.seconds, 1e-9),
+            }
+            history.append(record)
+            progress = EpochProgress()
+            checkpoint(epoch, 0)
+            _log(
+                info, cfg,
+                f"epoch {epoch:>3}/{cfg.epochs}  loss {record['train_loss']:.4f}  acc {record['train_accuracy']:.2%}  "
+                f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.2%}  "
+                f"{record['images_per_second']:,.0f} img/s  {train_seconds:.1f}s",
+            )  # fmt: skip
+            if cfg.target_accuracy and record["test_accuracy"] >= cfg.target_accuracy:
+                seconds_to_target = train_seconds
+                _log(info, cfg, f"reached test accuracy {cfg.target_accuracy:.2%} after {train_seconds:.1f}s of training")
+            if ctrl_c.is_set():
+                interrupted = True
+                break
+
+    if last_eval is None and history:  # resumed a finished run or stopped early: measure once more
+        last_eval = evaluate(model, test_batches, loss_fn, info.device)
+    metrics = _metrics(cfg, history, train_seconds, seconds_to_target, last_eval, len(data.classes), test_y, interrupted, num_params)
+    if info.is_main:
+        _write_outputs(run_dir, model, metrics, list(data.classes), test_y.numpy(), last_eval)
+        if interrupted:
+            _log(info, cfg, f"interrupted: checkpoint saved; continue with the same command plus --resume (run directory {run_dir})")
+        else:
+            _log(info, cfg, f"test accuracy {metrics['test_accuracy']:.2%} after {train_seconds:.1f}s of training; report: {run_dir / 'report.html'}")
+    return TrainResult(model, metrics, run_dir, interrupted)
+
+
+def _metrics(cfg, history, train_seconds, seconds_to_target, last_eval, num_classes, test_y, interrupted, num_params) -> dict[str, Any]:
+    from deepnotes.report import confusion_matrix
+
+    metrics: dict[str, Any] = {
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "test_loss": history[-1]["test_loss"] if history else None,
+        "best_test_accuracy": max((h["test_accuracy"] for h in history), default=None),
+        "train_seconds": train_seconds,
+        "target_accuracy": cfg.target_accuracy,
+        "seconds_to_target": seconds_to_target,
+        "epochs_completed": len(history),
+        "num_params": num_params,
+        "interrupted": interrupted,
+        "epochs": history,
+    }
+    if last_eval is not None:
+        metrics["confusion"] = confusion_matrix(test_y.numpy(), last_eval["preds"], num_classes).tolist()
+    return metrics
+
+
+def _write_outputs(run_dir: Path, model: nn.Module, metrics: dict, classes: list[str], test_y, last_eval) -> None:
+    from deepnotes.report import plot_confusion, plot_curves, write_run_report
+
+    ckpt.save_weights(run_dir, model)
+    figures = []
+    if metrics["epochs"]:
+        plot_curves(metrics["epochs"], run_dir / "curves.png")
+        figures.append({"path": "curves.png", "caption": "loss and accuracy per epoch"})
+    if "confusion" in metrics:
+        plot_confusion(np.array(metrics["confusion"]), classes, run_dir / "confusion.png")
+        figures.append({"path": "confusion.png", "caption": "confusion matrix on the test set (rows: true class)"})
+    metrics["figures"] = figures
+    write_json(run_dir / "metrics.json", metrics)
+    write_run_report(run_dir)
+
+
+def _progress_bar(info: ddp.DistInfo, cfg: TrainConfig, epoch: int, total: int, initial: int):
+    if not (info.is_main and cfg.progress and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False, dynamic_ncols=True)
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

@@ -1,0 +1,138 @@
+"""The training loop on real data (scikit-learn's digits): run directory, resume, divergence."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from deepnotes.errors import UserError
+from deepnotes.registry import MODELS, register_model
+from deepnotes.train import TrainConfig, TrainingDiverged, fit, run_training
+from deepnotes.train import checkpoint as ckpt
+from deepnotes.train.optim import lr_factor
+
+
+def cfg(tmp_path, name="run", **kw):
+    base = dict(model="mlp", data="digits", epochs=2, batch_size=64, seed=0, out=str(tmp_path / name), progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(run_dir):
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def test_run_directory_holds_everything(tmp_path):
+    m = fit(cfg(tmp_path, epochs=3, lr=3e-3))
+    d = tmp_path / "run"
+    for f in ("config.json", "model.safetensors", "metrics.json", "curves.png", "confusion.png", "report.html"):
+        assert (d / f).stat().st_size > 0, f
+    saved = json.loads((d / "metrics.json").read_text())
+    assert saved["test_accuracy"] == m["test_accuracy"] > 0.85  # 3 epochs of an MLP on digits
+    assert len(saved["epochs"]) == 3 and saved["train_seconds"] > 0
+    assert sum(map(sum, saved["confusion"])) == 450
+    config = json.loads((d / "config.json").read_text())
+    assert config["model_args"] == {"num_classes": 10, "in_chans": 1, "img_size": [8, 8]}
+    assert config["train"]["lr"] == 3e-3 and config["input"]["data_size"] == [8, 8]
+
+
+def test_two_epochs_equal_one_plus_resume_plus_one(tmp_path):
+    fit(cfg(tmp_path, "straight", schedule="none"))
+    fit(cfg(tmp_path, "split", schedule="none", epochs=1))
+    fit(cfg(tmp_path, "split", schedule="none", epochs=2, resume=True))
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    hist = json.loads((tmp_path / "split" / "metrics.json").read_text())["epochs"]
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_interrupted_mid_epoch_resumes_bit_identically(tmp_path):
+    """With dropout, augmentation and a cosine schedule: stopping at step 5 of epoch 2 and
+    resuming gives the same weights as never stopping."""
+    opts = dict(schedule="cosine", augment="crop", model_args={"dropout": 0.3}, epochs=3)
+    fit(cfg(tmp_path, "straight", **opts))
+    r = run_training(cfg(tmp_path, "split", **opts), should_stop=lambda epoch, step: (epoch, step) == (2, 5))
+    assert r.interrupted
+    assert json.loads((tmp_path / "split" / "checkpoints" / "latest.json").read_text())["step"] == 5
+    fit(cfg(tmp_path, "split", resume=True, **opts))
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    fit(cfg(tmp_path, epochs=1))
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+        fit(cfg(tmp_path, epochs=1))
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    fit(cfg(tmp_path, epochs=1))
+    with pytest.raises(UserError, match="optimizer"):
+        fit(cfg(tmp_path, epochs=2, optimizer="sgd", resume=True))
+
+
+def test_corrupt_checkpoint_is_detected(tmp_path):
+    fit(cfg(tmp_path, epochs=1))
+    record = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())
+    path = tmp_path / "run" / "checkpoints" / record["file"]
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(UserError, match="does not match the SHA-256"):
+        fit(cfg(tmp_path, epochs=2, resume=True))
+
+
+class _NaNAfter(torch.nn.Module):
+    """A linear classifier whose output turns NaN after `after` forward passes in training."""
+
+    def __init__(self, num_classes=10, in_chans=1, img_size=(8, 8), after=30):
+        super().__init__()
+        self.fc = torch.nn.Linear(in_chans * img_size[0] * img_size[1], num_classes)
+        self.after, self.calls = after, 0
+
+    def forward(self, x):
+        self.calls += self.training
+        out = self.fc(x.flatten(1))
+        return out * float("nan") if self.calls > self.after else out
+
+
+@pytest.fixture
+def nan_model():
+    name = "test-nan-after-30"
+    if name not in MODELS:
+        register_model(name, _NaNAfter, description="test only", input_size=(1, 8, 8))
+    return name
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, nan_model):
+    # digits: 1347 train images, batch 64 -> 21 steps/epoch, so NaN arrives in epoch 2
+    with pytest.raises(TrainingDiverged, match="became nan in epoch 2"):
+        fit(cfg(tmp_path, model=nan_model, epochs=3))
+    state = ckpt.load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == 1 and state["step"] == 0
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_target_accuracy_stops_early(tmp_path):
+    m = fit(cfg(tmp_path, epochs=20, lr=3e-3, target_accuracy=0.8))
+    assert m["epochs_completed"] < 20
+    assert m["test_accuracy"] >= 0.8
+    assert m["seconds_to_target"] == m["epochs"][-1]["seconds"]
+
+
+def test_lr_schedules_by_hand():
+    c = TrainConfig(model="mlp", epochs=4, schedule="step", gamma=0.5, step_size=2)
+    assert [lr_factor(c, s * 10, 10) for s in range(4)] == [1, 1, 0.5, 0.5]
+    c = TrainConfig(model="mlp", epochs=2, schedule="cosine")
+    assert lr_factor(c, 0, 10) == 1 and abs(lr_factor(c, 10, 10) - 0.5) < 1e-12 and lr_factor(c, 20, 10) == 0
+    c = TrainConfig(model="mlp", epochs=4, schedule="onecycle")  # warm up for 10 of 40 steps from lr/25
+    assert abs(lr_factor(c, 0, 10) - (0.04 + 0.96 / 10)) < 1e-12 and lr_factor(c, 9, 10) == 1
+    c = TrainConfig(model="mlp", epochs=2, schedule="cosine", warmup_epochs=1)
+    assert lr_factor(c, 4, 10) == 0.5
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(UserError, match="optimizer"):
+        TrainConfig(model="mlp", optimizer="adamm")
+    with pytest.raises(UserError, match="fraction"):
+        TrainConfig(model="mlp", target_accuracy=91)

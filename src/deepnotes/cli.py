@@ -72,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--invert", dest="invert", action="store_true", default=None, help="always invert gray levels")
     inv.add_argument("--no-invert", dest="invert", action="store_false", help="never invert gray levels")
 
+    lab = sub.add_parser("lab", help="the experiments: every claim of the notes, measured")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
+    lab_sub.add_parser("list", help="every claim: id, title, Korean term, implemented or not")
+    lr = lab_sub.add_parser("run", help="run experiments and write OUT/ID/result.json and figures")
+    lr.add_argument("ids", metavar="ID", nargs="+", help="claim ids (C05 C06 ...), or 'all' for every implemented one")
+    lr.add_argument("--quick", action="store_true", help="tiny sizes: every experiment finishes in seconds")
+    lr.add_argument("--out", default="lab-out", metavar="DIR", help="output folder (default: lab-out)")
+    lr.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    lrep = lab_sub.add_parser("report", help="render OUT/report.html from the results in OUT")
+    lrep.add_argument("--out", default="lab-out", metavar="DIR", help="folder with the results (default: lab-out)")
+
     ls = sub.add_parser("list", help="registered models, datasets and experiments")
     ls.add_argument("pattern", nargs="?", help="glob pattern, e.g. 'lenet*'")
     return p
@@ -103,6 +114,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from deepnotes.lab import list_experiments
     from deepnotes.registry import DATASETS, MODELS
 
     rows = []
@@ -112,18 +124,41 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append(("model", name, e.description + params))
     for name in DATASETS.names(args.pattern):
         rows.append(("dataset", name, DATASETS.get(name).description))
+    for e in list_experiments(args.pattern):
+        rows.append(("experiment", e.id, f"{e.title} ({e.korean})"))
     if not rows:
         print(f"nothing registered matches {args.pattern!r}")
         return 0
     width = max(len(r[1]) for r in rows)
     for kind, name, text in rows:
-        print(f"{kind:<8} {name:<{width}}  {text}")
-    if not args.pattern:
-        print("experiment (none yet: the lab arrives with `deepnotes lab`)")
+        print(f"{kind:<10} {name:<{width}}  {text}")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "list": cmd_list}
+def cmd_lab(args: argparse.Namespace) -> int:
+    from deepnotes import lab
+
+    if args.lab_command == "list":
+        for claim, implemented in lab.claim_status():
+            status = "implemented" if implemented else "-"
+            print(f"{claim.id}  {status:<11}  {claim.title}  ({claim.korean})")
+        return 0
+    if args.lab_command == "report":
+        from deepnotes.lab.report import write_lab_report
+
+        print(write_lab_report(args.out))
+        return 0
+    ids = [e.id for e in lab.list_experiments()] if args.ids == ["all"] else [i.upper() for i in args.ids]
+    for i in ids:
+        lab.get_experiment(i)  # unknown or unimplemented ids fail before anything runs
+    for i in ids:
+        r = lab.run_experiment(i, args.out, quick=args.quick, seed=args.seed, log=lambda m: print(f"  {m}", flush=True))
+        print(f"{r['id']} {r['title']}: {r['verdict']} ({r['seconds']:.1f}s) - {r['reason']}", flush=True)
+    print(f"results in {args.out}/; `deepnotes lab report --out {args.out}` renders them")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "list": cmd_list, "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepnotes: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `deepnotes list | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

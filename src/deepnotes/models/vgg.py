@@ -38,7 +38,7 @@ max-pool between stages, width doubling per stage) and departs from it in:
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import torch
@@ -192,12 +192,14 @@ def _vgg(
     head: str = "fc",
     width: float = 1.0,
     dropout: float = 0.5,
+    fc_width: int = 4096,
     pool_before_norm: bool = False,
     conv_bias: bool = True,
 ) -> VGG:
     cfg = VGGConfig(
         stages=tuple(tuple(int(w) for w in s) for s in stages), batch_norm=batch_norm, head=head,
-        width=float(width), dropout=float(dropout), pool_before_norm=pool_before_norm, conv_bias=conv_bias,
+        width=float(width), dropout=float(dropout), fc_width=int(fc_width), pool_before_norm=pool_before_norm,
+        conv_bias=conv_bias,
     )  # fmt: skip
     return VGG(cfg, num_classes=num_classes, in_chans=in_chans)
 
@@ -208,59 +210,39 @@ _A = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 _B = ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512))
 _D = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 _E = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
-_FULL = VGGConfig(stages=_A)
 
-# name -> (config, parameter count with 3 input channels and 1000 classes (torchvision's),
-#          description)
-VARIANTS: dict[str, tuple[VGGConfig, int, str]] = {
-    "vgg11": (replace(_FULL, stages=_A), 132_863_336, "VGG-11 (configuration A): 8 convs + 3 FC"),
-    "vgg13": (replace(_FULL, stages=_B), 133_047_848, "VGG-13 (configuration B): 10 convs + 3 FC"),
-    "vgg16": (replace(_FULL, stages=_D), 138_357_544, "VGG-16 (configuration D): 13 convs + 3 FC"),
-    "vgg19": (replace(_FULL, stages=_E), 143_667_240, "VGG-19 (configuration E): 16 convs + 3 FC"),
-    "vgg16_bn": (replace(_FULL, stages=_D, batch_norm=True), 138_365_992, "VGG-16 with BatchNorm after every conv"),
-    "vgg19_bn": (replace(_FULL, stages=_E, batch_norm=True), 143_678_248, "VGG-19 with BatchNorm after every conv"),
+# name -> (config, parameter count as registered, (in_chans, H, W), description).
+# The full-size counts (3 input channels, 1000 classes) are torchvision's published ones.
+# vgg_small (1 input channel, 10 classes): convs without bias 288 + 18,432 + 36,864 +
+# 73,728 + 147,456, BN 2 * (32 + 64 + 64 + 128 + 128), linear 1,290 = 278,890.
+VARIANTS: dict[str, tuple[VGGConfig, int, tuple[int, int, int], str]] = {
+    "vgg11": (VGGConfig(_A), 132_863_336, (3, 224, 224), "VGG-11 (configuration A): 8 convs + 3 FC"),
+    "vgg13": (VGGConfig(_B), 133_047_848, (3, 224, 224), "VGG-13 (configuration B): 10 convs + 3 FC"),
+    "vgg16": (VGGConfig(_D), 138_357_544, (3, 224, 224), "VGG-16 (configuration D): 13 convs + 3 FC"),
+    "vgg19": (VGGConfig(_E), 143_667_240, (3, 224, 224), "VGG-19 (configuration E): 16 convs + 3 FC"),
+    "vgg16_bn": (VGGConfig(_D, batch_norm=True), 138_365_992, (3, 224, 224), "VGG-16 with BatchNorm after every conv"),
+    "vgg19_bn": (VGGConfig(_E, batch_norm=True), 143_678_248, (3, 224, 224), "VGG-19 with BatchNorm after every conv"),
+    "vgg_small": (
+        VGGConfig(
+            ((32,), (64, 64), (128, 128)), batch_norm=True, head="gap", dropout=0.0,
+            pool_before_norm=True, conv_bias=False,
+        ),  # fmt: skip
+        278_890,
+        (1, 28, 28),
+        "CIFAR-style VGG for 28x28/32x32: 3x3 conv-BN-ReLU stages 32-64-128, GAP + linear head",
+    ),
 }
 
-# The small-image form (1 input channel, 10 classes): convs without bias 288 + 18,432 +
-# 36,864 + 73,728 + 147,456, BN 2 * (32 + 64 + 64 + 128 + 128), linear 1,290: 278,890.
-SMALL = VGGConfig(
-    stages=((32,), (64, 64), (128, 128)), batch_norm=True, head="gap", dropout=0.0,
-    pool_before_norm=True, conv_bias=False,
-)  # fmt: skip
-SMALL_PARAMS = 278_890
-
-for _name, (_cfg, _count, _description) in VARIANTS.items():
+for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
     register_model(
         _name,
         _vgg,
         description=_description,
         paper=PAPER,
         num_params=_count,
-        input_size=(3, 224, 224),
+        input_size=_input_size,
         fixed_input_size=False,
-        num_classes=1000,
-        in_chans=3,
-        stages=_cfg.stages,
-        batch_norm=_cfg.batch_norm,
-        head=_cfg.head,
-        dropout=_cfg.dropout,
+        num_classes=1000 if _input_size[0] == 3 else 10,
+        in_chans=_input_size[0],
+        **asdict(_cfg),
     )
-
-register_model(
-    "vgg_small",
-    _vgg,
-    description="CIFAR-style VGG for 28x28/32x32: 3x3 conv-BN-ReLU stages 32-64-128, GAP + linear head",
-    paper=PAPER,
-    num_params=SMALL_PARAMS,
-    input_size=(1, 28, 28),
-    fixed_input_size=False,
-    num_classes=10,
-    in_chans=1,
-    stages=SMALL.stages,
-    batch_norm=SMALL.batch_norm,
-    head=SMALL.head,
-    width=SMALL.width,
-    dropout=SMALL.dropout,
-    pool_before_norm=SMALL.pool_before_norm,
-    conv_bias=SMALL.conv_bias,
-)

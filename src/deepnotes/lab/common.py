@@ -1,0 +1,164 @@
+"""Shared pieces of the lab experiments: real data in small doses, a short training loop
+that records every step, and figure helpers.
+
+Quick runs use scikit-learn's digits (always installed); full runs use Fashion-MNIST when it
+can be found, and say which data they used in their numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepnotes.data import ImageData, load_dataset
+from deepnotes.data.transforms import InputSpec, TensorBatches, as_tensors, channel_stats
+from deepnotes.errors import DataError
+
+
+@dataclass
+class Data:
+    """A labelled image set as uint8 tensors (N, C, H, W) plus the name it came from."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+
+    @property
+    def in_features(self) -> int:
+        return int(np.prod(self.train_x.shape[1:]))
+
+    def spec(self, standardize: bool = True) -> InputSpec:
+        """standardize=True: per-channel mean/std of the training set; False: raw 0-255 values."""
+        c = self.train_x.shape[1]
+        size = tuple(self.train_x.shape[2:])
+        if standardize:
+            mean, std = channel_stats(self.train_x)
+            return InputSpec(c, size, mean, std)
+        return InputSpec(c, size, (0.0,) * c, (1 / 255,) * c)  # x/255 -> undo: raw pixel values
+
+
+def lab_data(quick: bool, *, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Data:
+    """Digits for quick runs; Fashion-MNIST (or digits if it cannot be found) for full runs.
+
+    n_train / n_test take a seeded random subset (stratification is not needed at these sizes).
+    """
+    data: ImageData
+    if quick:
+        data = load_dataset("digits")
+    else:
+        try:
+            data = load_dataset("fashion-mnist", download=False)
+        except DataError:
+            data = load_dataset("digits")
+    train_x, train_y = as_tensors(data.train_x, data.train_y)
+    test_x, test_y = as_tensors(data.test_x, data.test_y)
+    g = torch.Generator().manual_seed(seed)
+    if n_train is not None and n_train < len(train_x):
+        idx = torch.randperm(len(train_x), generator=g)[:n_train]
+        train_x, train_y = train_x[idx], train_y[idx]
+    if n_test is not None and n_test < len(test_x):
+        idx = torch.randperm(len(test_x), generator=g)[:n_test]
+        test_x, test_y = test_x[idx], test_y[idx]
+    return Data(data.name, train_x, train_y, test_x, test_y, data.num_classes)
+
+
+@dataclass
+class History:
+    step_loss: list[float] = field(default_factory=list)
+    epoch_train_loss: list[float] = field(default_factory=list)
+    epoch_test_accuracy: list[float] = field(default_factory=list)
+
+
+def train_small(
+    model: nn.Module,
+    data: Data,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    standardize: bool = True,
+    seed: int = 0,
+    scheduler=None,
+    on_step: Callable[[nn.Module, int], None] | None = None,
+) -> History:
+    """A plain loop that records the loss of every step (the lab wants curves, not speed).
+
+    on_step(model, step) is called after each optimizer step (e.g. to record gradients).
+    Training stops early, keeping what it recorded, if the loss becomes NaN/inf (a large LR
+    may do that, and that is a result).
+    """
+    spec = data.spec(standardize)
+    batches = TensorBatches(data.train_x, data.train_y, spec, batch_size, shuffle=True, seed=seed, drop_last=True)
+    test = TensorBatches(data.test_x, data.test_y, spec, 1000)
+    loss_fn = nn.CrossEntropyLoss()
+    hist = History()
+    step = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, seen = 0.0, 0
+        for x, y in batches.epoch(epoch):
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            value = float(loss)
+            hist.step_loss.append(value)
+            if on_step is not None:
+                on_step(model, step)
+            if not np.isfinite(value):
+                return hist
+            total += value * len(y)
+            seen += len(y)
+        hist.epoch_train_loss.append(total / max(1, seen))
+        hist.epoch_test_accuracy.append(accuracy(model, test))
+    return hist
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, batches: TensorBatches) -> float:
+    model.eval()
+    correct = seen = 0
+    for x, y in batches.epoch(0):
+        correct += int((model(x).argmax(1) == y).sum())
+        seen += len(y)
+    return correct / max(1, seen)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (5.0, 3.6)):
+    """A matplotlib Figure on its own Agg canvas (no pyplot state), and its axes array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig, path) -> str:
+    """Save a figure atomically; return its file name (for Finding.figures)."""
+    from deepnotes.fileio import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path.name
+
+
+def rounded(x, digits: int = 4):
+    """Round floats (and lists of floats) for result.json."""
+    if isinstance(x, (list, tuple)):
+        return [rounded(v, digits) for v in x]
+    if isinstance(x, float):
+        return float(f"{x:.{digits}g}")
+    return x

@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.*
 STAMP := $(VENV)/.deepnotes-installed
 
-.PHONY: setup demo test bench clean data-fashion-mnist
+.PHONY: setup demo test bench lab clean data-fashion-mnist
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The lab at full size; writes docs/lab/ (figures, result.json) and docs/lab.md.
+lab: setup
+	$(VENV)/bin/deepnotes lab run all --out docs/lab
+	$(VENV)/bin/deepnotes lab report --out docs/lab --markdown docs/lab.md
 
 bench: setup
 	$(PY) benchmarks/time_to_accuracy.py --json

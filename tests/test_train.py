@@ -136,3 +136,16 @@ def test_bad_options_are_user_errors():
         TrainConfig(model="mlp", optimizer="adamm")
     with pytest.raises(UserError, match="fraction"):
         TrainConfig(model="mlp", target_accuracy=91)
+
+
+@pytest.mark.parametrize(
+    "scratch, torch_name, extra",
+    [("scratch-momentum", "sgd", {}), ("scratch-nesterov", "sgd", {"nesterov": True}), ("scratch-adam", "adam", {})],
+)
+def test_scratch_optimizer_trains_like_its_torch_counterpart(tmp_path, scratch, torch_name, extra):
+    """Through the whole training loop, the scratch optimizer ends where torch.optim's does."""
+    fit(cfg(tmp_path, "scratch", optimizer=scratch, epochs=1, lr=0.01, **extra))
+    fit(cfg(tmp_path, "torch", optimizer=torch_name, epochs=1, lr=0.01, **extra))
+    a, b = weights(tmp_path / "scratch"), weights(tmp_path / "torch")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)  # float32, 21 steps

@@ -47,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help=f"number of epochs [{d['epochs']}]")
     t.add_argument("--batch-size", type=int, help=f"global mini-batch size [{d['batch_size']}]")
     t.add_argument("--lr", type=float, help=f"peak learning rate [by optimizer: {lrs}]")
-    t.add_argument("--optimizer", choices=list(DEFAULT_LR), help=f"[{d['optimizer']}]")
-    t.add_argument("--momentum", type=float, help=f"momentum for sgd/rmsprop [{d['momentum']}]")
+    t.add_argument(
+        "--optimizer", choices=list(DEFAULT_LR), metavar="NAME",
+        help=f"{', '.join(DEFAULT_LR)}; scratch-* are written from the update equations [{d['optimizer']}]",
+    )  # fmt: skip
+    t.add_argument("--momentum", type=float, help=f"momentum for sgd, scratch-momentum, scratch-nesterov [{d['momentum']}]")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd)")
     t.add_argument("--weight-decay", type=float, help=f"L2 weight decay [{d['weight_decay']}]")
     t.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule, stepped every batch [{d['schedule']}]")
@@ -82,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     lr.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     lrep = lab_sub.add_parser("report", help="render OUT/report.html from the results in OUT")
     lrep.add_argument("--out", default="lab-out", metavar="DIR", help="folder with the results (default: lab-out)")
+    lrep.add_argument("--markdown", metavar="FILE", help="also write the results as Markdown (docs/lab.md)")
 
     ls = sub.add_parser("list", help="registered models, datasets and experiments")
     ls.add_argument("pattern", nargs="?", help="glob pattern, e.g. 'lenet*'")
@@ -144,9 +148,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
             print(f"{claim.id}  {status:<11}  {claim.title}  ({claim.korean})")
         return 0
     if args.lab_command == "report":
-        from deepnotes.lab.report import write_lab_report
+        from deepnotes.lab.report import write_lab_markdown, write_lab_report
 
         print(write_lab_report(args.out))
+        if args.markdown:
+            print(write_lab_markdown(args.out, args.markdown))
         return 0
     ids = [e.id for e in lab.list_experiments()] if args.ids == ["all"] else [i.upper() for i in args.ids]
     for i in ids:

@@ -33,7 +33,11 @@ VERDICTS = ("holds", "does not hold", "holds with a correction")
 DEFAULT_OUT = "lab-out"
 
 # One module per claim group; importing them registers their experiments.
-EXPERIMENT_MODULES = ("deepnotes.lab.pca",)
+EXPERIMENT_MODULES = (
+    "deepnotes.lab.activations",
+    "deepnotes.lab.init",
+    "deepnotes.lab.pca",
+)
 
 
 @dataclass(frozen=True)

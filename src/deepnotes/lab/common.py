@@ -111,7 +111,7 @@ def train_small(
             if scheduler is not None:
                 scheduler.step()
             step += 1
-            value = float(loss)
+            value = loss.item()
             hist.step_loss.append(value)
             if on_step is not None:
                 on_step(model, step)

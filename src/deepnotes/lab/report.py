@@ -3,6 +3,7 @@ the reason computed from the numbers, the numbers themselves and the figures (em
 
 from __future__ import annotations
 
+import os
 from html import escape as esc
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,40 @@ def write_lab_report(out: str | Path = DEFAULT_OUT) -> Path:
         parts.append(html_table(rows))
     parts += ["</body></html>", ""]
     return write_text(out / "report.html", "\n".join(parts))
+
+
+LAB_DOCS_COMMAND = "deepnotes lab run all --out docs/lab && deepnotes lab report --out docs/lab --markdown docs/lab.md"
+
+
+def _md_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_md_value(x) for x in v)
+    return str(v).replace("|", "\\|")
+
+
+def write_lab_markdown(out: str | Path, md_path: str | Path) -> Path:
+    """Write a Markdown page of all results in OUT (figures linked relative to the page)."""
+    out, md_path = Path(out), Path(md_path)
+    results = load_results(out)
+    rel = Path(os.path.relpath(out, md_path.parent))
+    lines = [
+        "# The lab: the claims of the notes, measured",
+        "",
+        f"Produced by `{LAB_DOCS_COMMAND}` (full sizes, seed 0; `make lab` runs the same).",
+        "Every verdict is computed from the numbers by the experiment's `judge` function.",
+        "",
+        "| id | claim | Korean term | verdict | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| [{r['id']}](#{r['id'].lower()}) | {r['title']} | {r['korean']} | {r['verdict']} | {r['seconds']:.1f} |" for r in results]
+    for r in results:
+        lines += ["", f"## {r['id']}", "", f"**{r['title']}** ({r['korean']}). *Claim:* {r['claim']}", ""]
+        lines += [f"**Verdict: {r['verdict']}.** {r['reason']}", "", "| number | value |", "|---|---|"]
+        lines += [f"| {k} | {_md_value(v)} |" for k, v in r["numbers"].items()]
+        lines += [""] + [f"![{r['id']} {name}]({(rel / r['id'] / name).as_posix()})" for name in r["figures"]]
+        if r.get("quick"):
+            lines += ["", "*(quick run: reduced sizes)*"]
+    return write_text(md_path, "\n".join(lines) + "\n")
+

@@ -74,26 +74,32 @@ def _init_weights(model: nn.Module) -> None:
 
 
 def vgg_stage(
-    in_chans: int, widths: Sequence[int], *, batch_norm: bool, conv_bias: bool = True, pool_before_norm: bool = False
+    in_chans: int,
+    widths: Sequence[int],
+    *,
+    batch_norm: bool,
+    conv_bias: bool = True,
+    pool: bool = True,
+    pool_before_norm: bool = False,
 ) -> nn.Sequential:
     """One stage: a 3x3 stride-1 conv (+ BN) + ReLU per width, then a 2x2 max-pool.
 
-    With pool_before_norm the pool moves between the last conv and its BN/ReLU (needs BN).
-    conv_bias=False drops the conv biases, which a following BN makes redundant.
-    Output: (B, widths[-1], H // 2, W // 2).
+    With pool_before_norm the pool moves between the last conv and its BN/ReLU (needs BN);
+    pool=False leaves it out. conv_bias=False drops the conv biases, which a following BN
+    makes redundant. Output: (B, widths[-1], H // 2, W // 2), or (B, widths[-1], H, W).
     """
     layers: list[tuple[str, nn.Module]] = []
     c = in_chans
     for i, w in enumerate(widths, start=1):
         last = i == len(widths)
         layers.append((f"conv{i}", nn.Conv2d(c, w, 3, padding=1, bias=conv_bias)))
-        if last and pool_before_norm:
+        if last and pool and pool_before_norm:
             layers.append(("pool", nn.MaxPool2d(2)))
         if batch_norm:
             layers.append((f"bn{i}", nn.BatchNorm2d(w)))
         layers.append((f"relu{i}", nn.ReLU(inplace=True)))
         c = w
-    if not pool_before_norm:
+    if pool and not pool_before_norm:
         layers.append(("pool", nn.MaxPool2d(2)))
     return nn.Sequential(OrderedDict(layers))
 
@@ -126,6 +132,7 @@ class VGGConfig:
     fc_width: int = 4096
     pool_before_norm: bool = False  # conv -> pool -> BN -> ReLU in each stage's last conv (needs BN)
     conv_bias: bool = True  # torchvision's _bn variants keep them (and their published counts count them)
+    pool_last: bool = True  # False: the last stage has no max-pool (the head's global average pool follows)
 
 
 class VGG(nn.Module):
@@ -145,16 +152,22 @@ class VGG(nn.Module):
         if not cfg.stages or not all(cfg.stages):
             raise ValueError(f"VGG needs at least one stage and one conv per stage, got stages={cfg.stages}")
         self.cfg, self.num_classes, self.in_chans = cfg, num_classes, in_chans
-        stages, c, self.feature_info = [], in_chans, []
+        stages, c, self.feature_info, pools = [], in_chans, [], 0
         for i, widths in enumerate(cfg.stages, start=1):
             widths = [_scaled(w, cfg.width) for w in widths]
-            stages.append((f"stage{i}", vgg_stage(c, widths, batch_norm=cfg.batch_norm, conv_bias=cfg.conv_bias, pool_before_norm=cfg.pool_before_norm)))
+            pool = cfg.pool_last or i < len(cfg.stages)
+            pools += pool
+            stage = vgg_stage(
+                c, widths, batch_norm=cfg.batch_norm, conv_bias=cfg.conv_bias, pool=pool, pool_before_norm=cfg.pool_before_norm
+            )  # fmt: skip
+            stages.append((f"stage{i}", stage))
             c = widths[-1]
-            self.feature_info.append({"module": f"features.stage{i}", "num_chs": c, "reduction": 2**i})
+            self.feature_info.append({"module": f"features.stage{i}", "num_chs": c, "reduction": 2**pools})
         self.features = nn.Sequential(OrderedDict(stages))
         self.feature_layers = [f["module"] for f in self.feature_info]
         self.num_features = c
-        self.min_size = 2 ** len(cfg.stages)  # every stage halves the size
+        self.num_pools = pools
+        self.min_size = 2**pools  # every pool halves the size
         if cfg.head == "fc":
             self.pool = nn.AdaptiveAvgPool2d(7)
             self.head = fc_head(c * 7 * 7, num_classes, cfg.fc_width, cfg.dropout)
@@ -167,12 +180,12 @@ class VGG(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_chans or min(x.shape[2:]) < self.min_size:
             raise ValueError(
                 f"VGG expects input (B, {self.in_chans}, H, W) with H, W >= {self.min_size} "
-                f"({len(self.cfg.stages)} stages each halve the size), got {tuple(x.shape)}"
+                f"({self.num_pools} max-pools each halve the size), got {tuple(x.shape)}"
             )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        return self.features(x)  # (B, C, H / 2**stages, W / 2**stages)
+        return self.features(x)  # (B, C, H / 2**pools, W / 2**pools)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.pool(x).flatten(1)  # (B, C*7*7) for "fc", (B, C) for "gap"
@@ -195,11 +208,12 @@ def _vgg(
     fc_width: int = 4096,
     pool_before_norm: bool = False,
     conv_bias: bool = True,
+    pool_last: bool = True,
 ) -> VGG:
     cfg = VGGConfig(
         stages=tuple(tuple(int(w) for w in s) for s in stages), batch_norm=batch_norm, head=head,
         width=float(width), dropout=float(dropout), fc_width=int(fc_width), pool_before_norm=pool_before_norm,
-        conv_bias=conv_bias,
+        conv_bias=conv_bias, pool_last=pool_last,
     )  # fmt: skip
     return VGG(cfg, num_classes=num_classes, in_chans=in_chans)
 

@@ -8,7 +8,12 @@ from typing import Any
 from deepnotes.errors import UserError
 
 # Learning rates that work out of the box for each optimizer (overridden by --lr).
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "adadelta": 1.0, "rmsprop": 1e-3, "adagrad": 1e-2}
+DEFAULT_LR = {
+    "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "adadelta": 1.0, "rmsprop": 1e-3, "adagrad": 1e-2,
+    # the scratch versions (deepnotes.optim), same defaults as their torch counterparts
+    "scratch-sgd": 0.05, "scratch-momentum": 0.05, "scratch-nesterov": 0.05,
+    "scratch-adagrad": 1e-2, "scratch-rmsprop": 1e-3, "scratch-adam": 1e-3,
+}  # fmt: skip
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
 AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms
 
@@ -21,7 +26,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     optimizer: str = "adam"
-    momentum: float = 0.9  # sgd and rmsprop
+    momentum: float = 0.9  # sgd, scratch-momentum, scratch-nesterov
     nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "cosine"

@@ -1,11 +1,14 @@
-"""Optimizers and learning-rate schedules by name (torch.optim's fast implementations).
+"""Optimizers and learning-rate schedules by name, for the training loop.
 
-Schedules step once per optimizer step, so a run resumed mid-epoch continues the same curve.
+Two families of optimizers: torch.optim's fast ones (sgd, adam, adamw, adadelta, rmsprop,
+adagrad) and the scratch ones written from the update equations (scratch-sgd,
+scratch-momentum, scratch-nesterov, scratch-adagrad, scratch-rmsprop, scratch-adam; see
+deepnotes.optim), which follow torch's trajectories (tested) and explain them.
+Schedules are composed from deepnotes.optim.schedules and step once per optimizer step, so
+a run resumed mid-epoch continues the same curve.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -24,31 +27,37 @@ def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=wd)
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)  # Tieleman & Hinton: no momentum
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+    if name.startswith("scratch-"):
+        from deepnotes.optim import make_optimizer
+
+        return make_optimizer(name, params, lr, momentum=cfg.momentum, weight_decay=wd)
     raise AssertionError(name)  # TrainConfig validated the name
 
 
 def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """The multiplier of the base learning rate after `step` optimizer steps."""
+    """The multiplier of the base learning rate for optimizer step `step` (0-based)."""
+    from deepnotes.optim import schedules
+
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     if cfg.schedule == "onecycle" and warmup == 0:
         warmup = int(0.25 * total)  # Smith & Topin 2017 warm up for a quarter to a third of the run
     if step < warmup:
-        start = 0.04 if cfg.schedule == "onecycle" else 0.0  # onecycle starts at lr/25 (as OneCycleLR)
-        return start + (1 - start) * (step + 1) / warmup
-    epoch = step // steps_per_epoch
+        # onecycle starts at lr/25 (as torch's OneCycleLR), the others at 0; counting step+1
+        # so that the first step already moves
+        start = 0.04 if cfg.schedule == "onecycle" else 0.0
+        return schedules.linear_warmup(step + 1, warmup, start_factor=start)
     if cfg.schedule == "none":
         return 1.0
     if cfg.schedule == "step":
-        return cfg.gamma ** (epoch // cfg.step_size)
-    if cfg.schedule == "exponential":
-        return cfg.gamma**epoch
+        return schedules.step_decay(step, cfg.step_size * steps_per_epoch, cfg.gamma)
+    if cfg.schedule == "exponential":  # decays once per epoch, as ExponentialLR stepped per epoch
+        return schedules.step_decay(step, steps_per_epoch, cfg.gamma)
     # cosine and onecycle: half a cosine from the peak down to 0 over the steps after warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return schedules.cosine_annealing(step - warmup, max(1, total - warmup))
 
 
 def build_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):

@@ -1,0 +1,25 @@
+"""The curriculum's building blocks written from their formulas, each tested against the fused PyTorch op.
+
+    activations  sigmoid, tanh, ReLU, Leaky ReLU, ELU, GELU and their hand-written derivatives
+    init         zeros, small random, LeCun, Xavier/Glorot, He/Kaiming initializers; fan computation
+    norm         BatchNorm1d/2d, LayerNorm
+    dropout      classic and inverted dropout
+
+Import from the submodules, e.g. ``from deepnotes.layers.norm import BatchNorm2d``.
+"""
+
+from deepnotes.layers.activations import ACTIVATIONS, make_activation
+from deepnotes.layers.dropout import Dropout
+from deepnotes.layers.init import INITIALIZERS, init_model_
+from deepnotes.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
+    "LayerNorm",
+    "init_model_",
+    "make_activation",
+]

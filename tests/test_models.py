@@ -5,7 +5,12 @@ import torch
 
 from deepnotes.errors import UserError
 from deepnotes.models.lenet import C3_TABLE, PartialConv2d
-from deepnotes.registry import builder_accepts, create_model, get_model_entry, list_models
+from deepnotes.registry import (
+    builder_accepts,
+    create_model,
+    get_model_entry,
+    list_models,
+)
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -2,7 +2,13 @@
 
 import torch
 
-from deepnotes.data.transforms import InputSpec, TensorBatches, adapt_size, channel_stats, random_translate
+from deepnotes.data.transforms import (
+    InputSpec,
+    TensorBatches,
+    adapt_size,
+    channel_stats,
+    random_translate,
+)
 
 
 def spec(c=1, size=(4, 4)):

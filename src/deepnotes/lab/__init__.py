@@ -36,6 +36,8 @@ DEFAULT_OUT = "lab-out"
 EXPERIMENT_MODULES = (
     "deepnotes.lab.activations",
     "deepnotes.lab.init",
+    "deepnotes.lab.normalization",
+    "deepnotes.lab.optimization",
     "deepnotes.lab.pca",
 )
 

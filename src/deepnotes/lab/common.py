@@ -15,7 +15,12 @@ import torch
 from torch import nn
 
 from deepnotes.data import ImageData, load_dataset
-from deepnotes.data.transforms import InputSpec, TensorBatches, as_tensors, channel_stats
+from deepnotes.data.transforms import (
+    InputSpec,
+    TensorBatches,
+    as_tensors,
+    channel_stats,
+)
 from deepnotes.errors import DataError
 
 
@@ -132,6 +137,25 @@ def accuracy(model: nn.Module, batches: TensorBatches) -> float:
         correct += int((model(x).argmax(1) == y).sum())
         seen += len(y)
     return correct / max(1, seen)
+
+
+def smooth(losses: list[float] | np.ndarray, window: int = 10) -> np.ndarray:
+    """Trailing moving average of a loss curve; a window holding NaN/inf is inf (a blow-up stays visible)."""
+    x = np.asarray(losses, dtype=float)
+    finite = np.isfinite(x)
+    c = np.concatenate([[0.0], np.cumsum(np.where(finite, x, 0.0))])
+    bad = np.concatenate([[0], np.cumsum(~finite)])
+    i = np.arange(len(x))
+    lo = np.maximum(0, i - window + 1)
+    mean = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return np.where(bad[i + 1] - bad[lo] > 0, np.inf, mean)
+
+
+def steps_to(losses: list[float] | np.ndarray, target: float, window: int = 10) -> int | None:
+    """First step (1-based) at which the smoothed loss is <= target; None if never."""
+    s = smooth(losses, window)
+    hit = np.nonzero(s <= target)[0]
+    return int(hit[0]) + 1 if len(hit) else None
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (5.0, 3.6)):

@@ -173,8 +173,8 @@ def run_c07(ctx: Context, init: str = "zeros", activation: str = "sigmoid", widt
         hidden = linears[:-1]
         change = []
         for m, w0 in zip(hidden, before):
-            d = float((m.weight - w0).norm())
-            change.append(d / max(float(m.weight.norm()), 1e-12) if d > 0 else 0.0)
+            d = float((m.weight.detach() - w0).norm())
+            change.append(d / max(float(m.weight.detach().norm()), 1e-12) if d > 0 else 0.0)
         return {
             "unit_spread": [unit_spread(m.weight.detach(), m.bias.detach()) for m in hidden],
             "rank": [numerical_rank(m.weight.detach()) for m in hidden],

@@ -1,5 +1,7 @@
 """C12-C14: input normalization (입력 정규화), batch normalization (배치 정규화), dropout (드롭아웃).
 
+All training uses the scratch SGD of deepnotes.optim.
+
 C12 trains one MLP on raw 0-255 pixels and on standardized pixels, over a grid of learning
 rates: at the same LR the comparison depends on which LR you pick (raw pixels act like a much
 larger step on the first layer), so the fair comparison is each input at its own best LR,
@@ -20,34 +22,24 @@ import torch
 from torch import nn
 
 from deepnotes.lab import Context, Finding, experiment
-from deepnotes.lab.common import Data, lab_data, new_figure, rounded, save_figure, train_small
+from deepnotes.lab.common import (
+    Data,
+    lab_data,
+    new_figure,
+    rounded,
+    save_figure,
+    smooth,
+    steps_to,
+    train_small,
+)
 
 
 # ----------------------------------------------------------------------------- helpers
-def smooth(losses: list[float] | np.ndarray, window: int = 10) -> np.ndarray:
-    """Trailing moving average of a loss curve; a window holding NaN/inf is inf (a blow-up stays visible)."""
-    x = np.asarray(losses, dtype=float)
-    finite = np.isfinite(x)
-    c = np.concatenate([[0.0], np.cumsum(np.where(finite, x, 0.0))])
-    bad = np.concatenate([[0], np.cumsum(~finite)])
-    i = np.arange(len(x))
-    lo = np.maximum(0, i - window + 1)
-    mean = (c[i + 1] - c[lo]) / (i + 1 - lo)
-    return np.where(bad[i + 1] - bad[lo] > 0, np.inf, mean)
-
-
-def steps_to(losses: list[float] | np.ndarray, target: float, window: int = 10) -> int | None:
-    """First step (1-based) at which the smoothed loss is <= target; None if never."""
-    s = smooth(losses, window)
-    hit = np.nonzero(s <= target)[0]
-    return int(hit[0]) + 1 if len(hit) else None
-
-
 def final_loss(losses: list[float], planned_steps: int, frac: float = 0.1) -> float:
     """Mean step loss over the last `frac` of the run; inf if the run blew up (stopped early or NaN)."""
     if len(losses) < planned_steps or not np.all(np.isfinite(losses)):
         return math.inf
-    k = max(1, int(round(frac * planned_steps)))
+    k = max(1, round(frac * planned_steps))
     return float(np.mean(losses[-k:]))
 
 
@@ -112,6 +104,8 @@ def run_input_normalization(
 ) -> Finding:
     """baseline="raw" (0-255 pixels: the claim) or "standardized" (both runs standardized:
     opposite evidence). shared_lr: an ordinary LR for standardized inputs; lrs: the LR grid."""
+    from deepnotes.optim import SGD
+
     if baseline not in ("raw", "standardized"):
         raise ValueError(f"baseline must be 'raw' or 'standardized', got {baseline!r}")
     data = lab_data(ctx.quick, n_train=ctx.size(None, 20000), n_test=ctx.size(None, 2000), seed=ctx.seed)
@@ -128,7 +122,7 @@ def run_input_normalization(
         for lr in lrs:
             model = _mlp(data, hidden, ctx.seed)
             hist = train_small(
-                model, data, torch.optim.SGD(model.parameters(), lr=lr),
+                model, data, SGD(model.parameters(), lr=lr),
                 epochs=epochs, batch_size=batch_size, standardize=standardize, seed=ctx.seed,
             )  # fmt: skip
             fin = final_loss(hist.step_loss, planned)
@@ -156,7 +150,9 @@ def run_input_normalization(
     s_std = steps_to(runs["standardized"][std["best_lr"]]["loss"], target) if target else None
     s_raw = steps_to(runs["raw"][raw["best_lr"]]["loss"], target) if target else None
     speedup = None if s_raw is None or not s_std else rounded(s_raw / s_std)
-    raw_wins = [lr for lr in lrs if runs["raw"][lr]["final"] < 0.8 * runs["standardized"][lr]["final"]]
+    raw_wins = [  # LRs where raw inputs train and end clearly lower than standardized ones
+        lr for lr in lrs if runs["raw"][lr]["final"] < min(0.5 * chance, 0.8 * runs["standardized"][lr]["final"])
+    ]
     numbers = {
         "data": data.name,
         "model": f"MLP {data.in_features}-{hidden}-{data.num_classes}, SGD, batch {batch_size}, {epochs} epochs ({planned} steps)",
@@ -274,7 +270,7 @@ def _feature_stats(model: nn.Sequential, x: torch.Tensor, train_mode: bool) -> t
         norm_vars.append(normalized.var(0, unbiased=False))
         out_means.append(out.mean(0))
         out_vars.append(out.var(0, unbiased=False))
-    cat = lambda ts: torch.cat(ts).numpy()  # noqa: E731
+    cat = lambda ts: torch.cat(ts).numpy()
     return cat(norm_means), cat(norm_vars), cat(out_means), cat(out_vars)
 
 
@@ -282,6 +278,8 @@ def _feature_stats(model: nn.Sequential, x: torch.Tensor, train_mode: bool) -> t
 def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int = 4) -> Finding:
     """use_bn=True: the BN arm has BatchNorm after every hidden Linear (the claim); False: both
     arms are the plain net (opposite evidence). Same init seed, data order and LR for both."""
+    from deepnotes.optim import SGD
+
     data = lab_data(ctx.quick, n_train=ctx.size(None, 20000), n_test=ctx.size(None, 2000), seed=ctx.seed)
     epochs, batch_size, width = ctx.size(10, 3), 64, 64
     planned = epochs * _steps_per_epoch(data, batch_size)
@@ -296,7 +294,7 @@ def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int
         model = _deep_mlp(data, depth, width, bn, ctx.seed)
         at_init = _feature_stats(model, probe, train_mode=True)
         hist = train_small(
-            model, data, torch.optim.SGD(model.parameters(), lr=lr),
+            model, data, SGD(model.parameters(), lr=lr),
             epochs=epochs, batch_size=batch_size, seed=ctx.seed,
         )  # fmt: skip
         arms[name] = {
@@ -325,7 +323,7 @@ def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int
         "model": f"MLP {depth}x{width} ReLU{' + BatchNorm (scratch) before each ReLU' if use_bn else ''} vs without, "
         f"SGD lr={lr}, batch {batch_size}, {epochs} epochs ({planned} steps)",
         "use_bn": use_bn,
-        "features": int(len(bn_arm["trained"][0])),
+        "features": len(bn_arm["trained"][0]),
         "bn_normalized_stats": stats(*bn_arm["trained"][:2]),
         "bn_normalized_stats_at_init": stats(*bn_arm["init"][:2]),
         "bn_output_stats": stats(*bn_arm["trained"][2:]),
@@ -348,7 +346,7 @@ def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int
     a.set(yscale="log", xlabel="step", ylabel="training loss (10-step mean)", title=f"same net, same lr={lr:g}")
     a.legend(fontsize=8)
     a.grid(alpha=0.3)
-    bins_m = np.linspace(-3, 3, 61)
+    bins_m = np.linspace(-3.05, 3.05, 62)  # a bin centred on 0
     a = axes[0, 1]
     a.hist(np.clip(plain_arm["trained"][0], -3, 3), bins=bins_m, color="C3", alpha=0.6, label="without BN: pre-activation")
     a.hist(np.clip(bn_arm["trained"][0], -3, 3), bins=bins_m, color="C0", alpha=0.6, label=f"{bn_label}: normalized")
@@ -466,8 +464,9 @@ def run_dropout(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True,
     if not classic_test_scaling:
         labels[1] = "classic (scaling off)"
     a.set_xticks(xs, [lab.replace(", ", "\n") for lab in labels], fontsize=8)
-    a.set(ylabel="mean activation", title=f"expected activation, p={p}")
-    a.legend(fontsize=8)
+    top = max(max(v["train_mean"], v["test_mean"]) for v in variants.values())
+    a.set(ylabel="mean activation", title=f"expected activation, p={p}", ylim=(0, 1.45 * top))
+    a.legend(fontsize=8, loc="upper left")
     a = axes[0, 1]
     for (name, (tr, te)), c, lab in zip(per_unit.items(), ("C0", "C2", "C3"), labels):
         a.scatter(tr, te, s=10, color=c, alpha=0.7, label=lab)

@@ -30,7 +30,13 @@ from torch import nn
 
 import deepnotes
 from deepnotes.data import ImageData, load_dataset
-from deepnotes.data.transforms import InputSpec, TensorBatches, adapt_size, as_tensors, channel_stats
+from deepnotes.data.transforms import (
+    InputSpec,
+    TensorBatches,
+    adapt_size,
+    as_tensors,
+    channel_stats,
+)
 from deepnotes.errors import UserError
 from deepnotes.fileio import write_json
 from deepnotes.registry import builder_accepts, create_model, get_model_entry

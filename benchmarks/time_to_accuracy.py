@@ -33,13 +33,17 @@ DATASET = "fashion-mnist"
 TARGET = 0.91
 TARGET_LONG = 0.93
 
-# deepnotes's recipes (arguments of deepnotes.train.TrainConfig). See the module docstring
-# of deepnotes.models.vgg for the model; the recipe is a short one-cycle SGD run.
+# deepnotes's recipes: arguments of deepnotes.train.TrainConfig. The model is vgg_small
+# (see deepnotes.models.vgg: 4 stages of 3x3 conv-BN-ReLU, 32-64-128-256, pool before BN,
+# GAP head; 0.39M parameters, 10.1M multiply-adds per image). The recipe is a short
+# one-cycle run (linear warm-up over the first quarter from lr/25, then cosine to 0) of
+# Nesterov SGD at a high peak rate, with label smoothing; no augmentation, which only pays
+# off in longer runs.
 RECIPE_91 = dict(
-    model="vgg_small", epochs=2, batch_size=256, lr=0.2, optimizer="sgd", momentum=0.9, nesterov=True,
+    model="vgg_small", epochs=2, batch_size=128, lr=0.2, optimizer="sgd", momentum=0.9, nesterov=True,
     weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="none", channels_last=True,
 )  # fmt: skip
-RECIPE_93 = dict(RECIPE_91, epochs=4)
+RECIPE_93 = dict(RECIPE_91, epochs=6)
 
 # The peer's hyperparameters: the defaults of pytorch/examples mnist/main.py.
 PEER = dict(batch_size=64, test_batch_size=1000, lr=1.0, gamma=0.7, max_epochs=14, mean=0.1307, std=0.3081)

@@ -61,14 +61,15 @@ def test_small_forward_shapes(shape):
     model = create_model("vgg_small", in_chans=shape[1])
     out = model(torch.randn(shape))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
-    size = shape[-1] // 8
-    assert model.forward_features(torch.randn(shape)).shape == (2, 128, size, size)
+    size = shape[-1] // 8  # three max-pools; the last stage keeps its size for the GAP head
+    assert model.forward_features(torch.randn(shape)).shape == (2, 256, size, size)
 
 
 def test_small_parameter_count_and_feature_layers():
     model = create_model("vgg_small")
-    assert n_params(model) == get_model_entry("vgg_small").num_params == 278_890
-    assert model.feature_layers == ["features.stage1", "features.stage2", "features.stage3"]
+    assert n_params(model) == get_model_entry("vgg_small").num_params == 390_890
+    assert model.feature_layers == [f"features.stage{i}" for i in range(1, 5)]
+    assert [f["reduction"] for f in model.feature_info] == [2, 4, 8, 8]
     for name in model.feature_layers:  # the names resolve to real modules (CAM targets)
         assert isinstance(model.get_submodule(name), torch.nn.Sequential)
 
@@ -78,7 +79,9 @@ def test_small_options():
     assert [f["num_chs"] for f in model.feature_info] == [8, 16, 32, 64]
     assert model(torch.randn(3, 1, 32, 32)).shape == (3, 7)
     wide = create_model("vgg_small", width=2.0)
-    assert wide.num_features == 256
+    assert wide.num_features == 512
+    pooled = create_model("vgg_small", pool_last=True)  # every stage ends with its max-pool
+    assert pooled.forward_features(torch.randn(2, 1, 28, 28)).shape == (2, 256, 1, 1)
 
 
 def test_small_pool_before_norm_matches_the_usual_order_at_init():

@@ -7,17 +7,15 @@ and normalization as in training (config.json["input"]). Every conversion is rep
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from deepnotes.data.transforms import InputSpec, adapt_size
-from deepnotes.errors import UserError
 from deepnotes.images import load_image
 from deepnotes.registry import create_model
-from deepnotes.train.checkpoint import load_weights
+from deepnotes.train.checkpoint import load_weights, read_run_config
 
 
 @dataclass
@@ -29,22 +27,9 @@ class LoadedRun:
     classes: list[str]
 
 
-def read_config(run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory; pass a run directory written by `deepnotes train`")
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a run directory (no config.json); pass one written by `deepnotes train`")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
-
-
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of a run from config.json and load its verified weights."""
-    config = read_config(run_dir)
+    config = read_run_config(run_dir)
     model = create_model(config["model"], **config["model_args"])
     load_weights(run_dir, model)
     model.eval()

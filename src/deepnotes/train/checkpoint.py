@@ -91,8 +91,22 @@ def save_weights(run_dir: str | Path, model: torch.nn.Module) -> Path:
     return path
 
 
-def load_weights(run_dir: str | Path, model: torch.nn.Module) -> torch.nn.Module:
-    """Load DIR/model.safetensors into `model` after checking its SHA-256 against manifest.json."""
+def read_run_config(run_dir: str | Path) -> dict:
+    """DIR/config.json of a run, or a UserError saying why DIR is not a run directory."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory; pass a run directory written by `deepnotes train`")
+    if not path.exists():
+        raise UserError(f"{run_dir} is not a run directory (no config.json); pass one written by `deepnotes train`")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+
+
+def read_weights(run_dir: str | Path) -> dict[str, torch.Tensor]:
+    """DIR/model.safetensors after checking its SHA-256 against manifest.json."""
     from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
@@ -105,13 +119,18 @@ def load_weights(run_dir: str | Path, model: torch.nn.Module) -> torch.nn.Module
         if expected and sha256_file(path) != expected:
             raise UserError(f"{path} does not match the SHA-256 in {MANIFEST}: the file was changed or damaged")
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers
         raise UserError(f"{path} is not a valid safetensors file ({e})") from None
+
+
+def load_weights(run_dir: str | Path, model: torch.nn.Module) -> torch.nn.Module:
+    """Load DIR/model.safetensors (verified) into `model`; every key must fit."""
+    state = read_weights(run_dir)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(
-            f"{path} does not fit the model in config.json "
+            f"{Path(run_dir) / WEIGHTS} does not fit the model in config.json "
             f"(missing: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'})"
         )
     return model

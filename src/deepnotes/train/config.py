@@ -44,6 +44,9 @@ class TrainConfig:
     data_dir: str | None = None
     resume: bool = False
     model_args: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None  # None: the dataset's number of classes
+    from_run: str | None = None  # transfer learning: start from this run's weights (head replaced)
+    freeze: list[str] = field(default_factory=list)  # module names to keep fixed, e.g. ["features"]
     eval_batch_size: int = 1000
     progress: bool = True
 
@@ -64,6 +67,7 @@ class TrainConfig:
             ),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.num_classes is None or self.num_classes >= 1, f"--num-classes must be >= 1, got {self.num_classes}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -42,6 +42,7 @@ from deepnotes.fileio import write_json
 from deepnotes.registry import builder_accepts, create_model, get_model_entry
 from deepnotes.train import checkpoint as ckpt
 from deepnotes.train import distributed as ddp
+from deepnotes.train import transfer
 from deepnotes.train.config import TrainConfig
 from deepnotes.train.optim import build_optimizer, build_scheduler
 
@@ -171,14 +172,18 @@ def evaluate(
 # --------------------------------------------------------------------------- building a run
 
 
-def model_kwargs_for_data(model: str, data: ImageData, overrides: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, int]]:
+def model_kwargs_for_data(
+    model: str, data: ImageData, overrides: dict[str, Any], num_classes: int | None = None
+) -> tuple[dict[str, Any], tuple[int, int]]:
     """Keyword arguments that fit `model` to the data, and the input size it will see.
 
     Models with a fixed input size (LeNet-5: 32x32) get the data adapted to them; the others
     are built for the data's own size.
     """
     entry = get_model_entry(model)
-    kwargs: dict[str, Any] = {"num_classes": data.num_classes}
+    if num_classes is not None and num_classes < data.num_classes:
+        raise UserError(f"--num-classes {num_classes} is too few for {data.name}, whose labels go up to {data.num_classes - 1}")
+    kwargs: dict[str, Any] = {"num_classes": num_classes or data.num_classes}
     if builder_accepts(model, "in_chans"):
         kwargs["in_chans"] = data.in_chans
     img_size = tuple(entry.input_size[1:]) if entry.fixed_input_size else data.img_size
@@ -191,13 +196,17 @@ def model_kwargs_for_data(model: str, data: ImageData, overrides: dict[str, Any]
     return kwargs, img_size
 
 
-def prepare_data(data: ImageData, img_size: tuple[int, int]):
-    """uint8 tensors adapted to the model's size, and the InputSpec with training statistics."""
+def prepare_data(data: ImageData, img_size: tuple[int, int], stats: InputSpec | None = None):
+    """uint8 tensors adapted to the model's size, and the InputSpec with training statistics
+    (or with the normalization of `stats`, e.g. a transfer source's, when its channels match)."""
     train_x, train_y = as_tensors(data.train_x, data.train_y)
     test_x, test_y = as_tensors(data.test_x, data.test_y)
     train_x, note = adapt_size(train_x, img_size)
     test_x, _ = adapt_size(test_x, img_size)
-    mean, std = channel_stats(train_x)
+    if stats is not None and stats.in_chans == data.in_chans:
+        mean, std = stats.mean, stats.std
+    else:
+        mean, std = channel_stats(train_x)
     spec = InputSpec(data.in_chans, tuple(img_size), mean, std)
     return (train_x, train_y), (test_x, test_y), spec, note
 
@@ -295,13 +304,24 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
     data = load_dataset(cfg.data, data_dir=cfg.data_dir)
     if info.enabled and info.is_main:
         torch.distributed.barrier()
-    model_args, img_size = model_kwargs_for_data(cfg.model, data, cfg.model_args)
-    (train_x, train_y), (test_x, test_y), spec, adapt_note = prepare_data(data, img_size)
+    source = transfer.source_config(cfg.from_run, cfg.model) if cfg.from_run else None
+    overrides = dict(cfg.model_args)
+    if source:  # the body's options come from the source run (only the head is new)
+        overrides = {k: v for k, v in source["model_args"].items() if k != "num_classes"} | overrides
+    model_args, img_size = model_kwargs_for_data(cfg.model, data, overrides, cfg.num_classes)
+    source_spec = InputSpec.from_json(source["input"]) if source else None
+    (train_x, train_y), (test_x, test_y), spec, adapt_note = prepare_data(data, img_size, source_spec)
 
-    # -- model, optimizer, schedule
+    # -- model (from scratch, or from a trained run with a new head), optimizer, schedule
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **model_args)
+    if cfg.from_run and state is None:
+        transfer.start_from_run(model, cfg.model, cfg.from_run)
+    frozen = transfer.freeze(model, cfg.freeze)
     num_params = sum(p.numel() for p in model.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise UserError(f"--freeze {' '.join(cfg.freeze)} leaves nothing to train")
     model.to(info.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -316,7 +336,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
         channels_last=cfg.channels_last,
     )  # fmt: skip
     test_batches = TensorBatches(test_x, test_y, spec, cfg.eval_batch_size, channels_last=cfg.channels_last)
-    optimizer = build_optimizer(cfg, model.parameters())
+    optimizer = build_optimizer(cfg, trainable)
     scheduler = build_scheduler(cfg, optimizer, len(train_batches))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
@@ -341,6 +361,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
         "model": cfg.model,
         "model_args": _jsonable(model_args),
         "num_params": num_params,
+        "trainable_params": sum(p.numel() for p in trainable),
         "dataset": cfg.data,
         "data_source": data.source,
         "classes": list(data.classes),
@@ -352,6 +373,9 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config_json)
     _log(info, cfg, f"{cfg.model} ({num_params:,} parameters) on {data!r}")
+    if cfg.from_run or frozen:
+        _log(info, cfg, f"transfer: weights from {cfg.from_run or '-'} (new head); frozen: {', '.join(cfg.freeze) or 'nothing'}; "
+             f"{sum(p.numel() for p in trainable):,} parameters train")
     _log(info, cfg, f"input: {adapt_note}; {len(train_batches)} steps/epoch of {cfg.batch_size}; {threads} threads; -> {run_dir}")
     if state is not None:
         _log(info, cfg, f"resumed from epoch {state['epoch']}" + (f" step {state['step']}" if state["step"] else ""))

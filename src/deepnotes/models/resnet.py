@@ -57,8 +57,8 @@ depth 20 / 32 / 44 / 56 / 110, which the paper's table 6 rounds to 0.27M / 0.46M
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +83,7 @@ def conv1x1(in_chans: int, out_chans: int, stride: int = 1) -> nn.Conv2d:
 
 def _scaled(channels: int, width: float) -> int:
     """A width times the width multiplier, rounded, at least 1."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
@@ -198,7 +198,7 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCKS: dict[str, type[BasicBlock | Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 # --------------------------------------------------------------------------- model

@@ -149,3 +149,31 @@ def test_scratch_optimizer_trains_like_its_torch_counterpart(tmp_path, scratch, 
     a, b = weights(tmp_path / "scratch"), weights(tmp_path / "torch")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)  # float32, 21 steps
+
+
+class _WithAux(torch.nn.Module):
+    """A linear classifier plus an auxiliary head that only an auxiliary loss can train."""
+
+    aux_weight = 0.3
+
+    def __init__(self, num_classes=10, in_chans=1, img_size=(8, 8)):
+        super().__init__()
+        n = in_chans * img_size[0] * img_size[1]
+        self.head = torch.nn.Linear(n, num_classes)
+        self.aux = torch.nn.Linear(n, num_classes)
+        self.aux_outputs = []
+
+    def forward(self, x):
+        x = x.flatten(1)
+        self.aux_outputs = [self.aux(x)] if self.training else []
+        return self.head(x)
+
+
+def test_auxiliary_outputs_join_the_loss(tmp_path):
+    name = "test-with-aux"
+    if name not in MODELS:
+        register_model(name, _WithAux, description="test only", input_size=(1, 8, 8))
+    torch.manual_seed(0)
+    start = _WithAux().aux.weight.detach().clone()
+    r = run_training(cfg(tmp_path, model=name, epochs=1))
+    assert not torch.equal(r.model.aux.weight, start)

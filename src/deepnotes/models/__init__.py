@@ -4,4 +4,4 @@ Each file follows the same order: helpers, blocks, the model class, one private 
 then the registered variants (data, with their published parameter counts).
 """
 
-from deepnotes.models import densenet, lenet, mlp, resnet, vgg  # noqa: F401  (registration side effects)
+from deepnotes.models import alexnet, densenet, googlenet, lenet, mlp, resnet, vgg  # noqa: F401  (registration side effects)

@@ -1,5 +1,5 @@
 """AlexNet: Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional
-Neural Networks", NeurIPS 2012 (no arXiv id; proceedings paper 4824).
+Neural Networks", NIPS 2012 (now NeurIPS; the paper has no arXiv id).
 
 The network that started the deep-learning era of computer vision: five convolutional layers
 and three fully connected ones, ReLU instead of tanh, dropout in the first two FC layers,
@@ -17,8 +17,8 @@ trained on two GTX 580 GPUs with 3 GB each, which is why the paper's network is 
     conv5 256 @ 3x3 pad 1     -> 256x13x13  groups=2, ReLU, max-pool 3/2 -> 256x6x6
     FC6 9216 -> 4096, ReLU, dropout 0.5; FC7 4096 -> 4096, ReLU, dropout 0.5; FC8 4096 -> 1000
 
-- Two towers: "the kernels of layer 3 take input from all kernel maps in layer 2; kernels in
-  layer 4 take input only from those kernel maps in layer 3 which reside on the same GPU".
+- Two towers (section 3.2): the kernels of layer 3 take input from all kernel maps of layer
+  2, those of layer 4 only from the maps of layer 3 on the same GPU (and so for 2 and 5).
   One GPU's half is a convolution group, so conv2, conv4 and conv5 are `groups=2`
   convolutions: each output map of tower A sees only tower A's half of the input maps, and
   its kernels are 48 (conv2) or 192 (conv4, conv5) maps deep, the depths the paper lists.
@@ -63,16 +63,18 @@ it departs from the paper in:
 - the pools pad by 1, so 28 -> 14 -> 7 -> 4 and 32 -> 16 -> 8 -> 4;
 - half the widths of `alexnet` (32-96-192-128-128), an adaptive average pool to 2x2 and FC
   widths 512 (4096-wide FC layers would be 8M parameters on their own);
-- no LRN (BatchNorm-free like the paper, but He initialization for the convs instead of
-  N(0, 0.01), which trains these 8 layers from scratch without the paper's bias tricks).
+- no LRN; BatchNorm-free like the paper, but with He initialization for the convs (and
+  N(0, 0.01) for the FC layers, zero biases) instead of the paper's N(0, 0.01) everywhere
+  with biases of 1, the usual start for a plain ReLU net trained from scratch.
 About 1.14M parameters and 42M multiply-adds for a 1x28x28 image (55M for 3x32x32).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +84,7 @@ from deepnotes.registry import register_model
 
 PAPER = (
     'Krizhevsky, Sutskever & Hinton 2012, "ImageNet Classification with Deep Convolutional Neural Networks", '
-    "NeurIPS 2012"
+    "NIPS 2012"
 )
 PAPER_ONE_WEIRD_TRICK = (
     'Krizhevsky 2014, "One weird trick for parallelizing convolutional neural networks", arXiv:1404.5997 '
@@ -106,7 +108,7 @@ class ConvSpec(NamedTuple):
 
 def _scaled(channels: int, width: float) -> int:
     """A width times the multiplier, at least 8 and rounded to a multiple of 8."""
-    return max(8, int(round(channels * width / 8)) * 8) if width != 1.0 else channels
+    return max(8, round(channels * width / 8) * 8) if width != 1.0 else channels
 
 
 def _init_weights(model: nn.Module, scheme: str) -> None:

@@ -32,12 +32,12 @@ they match exactly, with torchvision's departures from the paper:
   ported from, kept for weight compatibility (pytorch/vision issue 906). The paper's 5x5
   has 25/9 of those weights: branch3_kernel=5 builds it (7,005,832 parameters without
   aux heads);
-- the last stem-to-stage pool before 5a is 2x2/2, not 3x3/2 (same 7x7 output at 224);
-- all max-pools round up (ceil_mode), as the Caffe/TensorFlow originals;
+- the max-pool before 5a is 2x2/2, not 3x3/2 (the same 7x7 output at 224);
+- the max-pools round their output size up (ceil_mode), as Caffe's pooling does;
 - the auxiliary heads average-pool adaptively to 4x4 (the paper's 5x5/3 pool gives 4x4 only
   on a 14x14 map), so any input from 15x15 up works (64x64 in the registry test);
 - dropout 0.2 before the final FC, not the paper's 0.4;
-- truncated-normal(0, 0.01) initialization, not the paper's (which it does not state).
+- truncated-normal(0, 0.01) initialization (the paper does not state its own).
 
 Auxiliary-head API (googlenet_aux, or any variant built with aux_logits=True):
 forward(x) always returns the main logits (B, num_classes), so the training loop,
@@ -65,8 +65,9 @@ gives 0.87M and 45M (57M), width=0.5 1.5M and 78M.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple, Union
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +103,7 @@ class InceptionSpec(NamedTuple):
     pool_proj: int  # branch 4: 3x3 max-pool -> 1x1 "pool proj"
 
 
-Layer = Union[ConvSpec, PoolSpec, InceptionSpec]
+Layer = ConvSpec | PoolSpec | InceptionSpec
 
 # Table 1 of the paper, after the stem. maxpool4 is torchvision's 2x2/2 (the paper: 3x3/2).
 TABLE_1: tuple[tuple[str, Layer], ...] = (
@@ -144,7 +145,7 @@ AUX_AFTER = ("inception4a", "inception4d")
 
 def _scaled(channels: int, width: float) -> int:
     """A width times the multiplier, at least 8 and rounded to a multiple of 8."""
-    return max(8, int(round(channels * width / 8)) * 8) if width != 1.0 else channels
+    return max(8, round(channels * width / 8) * 8) if width != 1.0 else channels
 
 
 def _out_size(size: int, kernel: int, stride: int, padding: int = 0, ceil: bool = False) -> int:
@@ -260,7 +261,7 @@ class GoogLeNet(nn.Module):
         self.aux_weight = cfg.aux_weight
         self.aux_outputs: list[torch.Tensor] = []
         layers: list[tuple[str, nn.Module]] = []
-        self._shape_ops: list[tuple[int, int, int, bool]] = []  # (kernel, stride, padding, ceil) that change the size
+        self._shape_ops: list[tuple[int, int, int, bool]] = []  # (kernel, stride, padding, ceil) of stem convs and pools
         self.feature_info: list[dict] = []
         aux: dict[str, nn.Module] = {}
         c, reduction = in_chans, 1
@@ -328,6 +329,13 @@ class GoogLeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def __getstate__(self) -> dict:
+        # The last forward's aux logits carry its autograd graph: not part of the model, and
+        # non-leaf tensors cannot be deep-copied (copy.deepcopy, EMA/SWA copies) or pickled.
+        state = self.__dict__.copy()
+        state["aux_outputs"] = []
+        return state
 
     def aux_loss(
         self, y: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy

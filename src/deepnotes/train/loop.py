@@ -102,6 +102,7 @@ def train_one_epoch(
     is asked after every step; when it says yes the epoch ends early (progress.step tells where).
     """
     model.train()
+    inner = getattr(model, "module", model)  # DDP wraps the model
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
@@ -128,6 +129,8 @@ def train_one_epoch(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)
         loss = loss_fn(logits, y)
+        for aux in getattr(inner, "aux_outputs", ()):  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
+            loss = loss + inner.aux_weight * loss_fn(aux, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

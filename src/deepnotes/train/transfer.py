@@ -19,6 +19,10 @@ from deepnotes.errors import UserError
 from deepnotes.train.checkpoint import read_run_config, read_weights
 
 
+# Classifier heads that depend on the classes and start fresh (GoogLeNet also has auxiliary ones).
+NEW_HEADS = ("head.", "aux_heads.")
+
+
 def _check_head(model: nn.Module, model_name: str) -> None:
     if not isinstance(getattr(model, "head", None), nn.Module):
         raise UserError(f"{model_name} has no `head` module, so --from cannot replace its classifier")
@@ -35,7 +39,7 @@ def source_config(run_dir: str | Path, model_name: str) -> dict:
 def start_from_run(model: nn.Module, model_name: str, run_dir: str | Path) -> None:
     """Copy the source run's weights into `model`, except the head."""
     _check_head(model, model_name)
-    state = {k: v for k, v in read_weights(run_dir).items() if not k.startswith("head.")}
+    state = {k: v for k, v in read_weights(run_dir).items() if not k.startswith(NEW_HEADS)}
     own = model.state_dict()
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if wrong:
@@ -43,7 +47,7 @@ def start_from_run(model: nn.Module, model_name: str, run_dir: str | Path) -> No
             f"--from {run_dir}: {', '.join(wrong[:3])} have other shapes in the source run "
             "(different in_chans or model options?); transfer needs the same body"
         )
-    missing = [k for k in own if not k.startswith("head.") and k not in state]
+    missing = [k for k in own if not k.startswith(NEW_HEADS) and k not in state]
     if missing:
         raise UserError(f"--from {run_dir}: the source weights lack {', '.join(missing[:3])}")
     model.load_state_dict(state, strict=False)

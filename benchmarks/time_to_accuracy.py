@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -207,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_dataset(data_name)
     log(f"time to accuracy on {data!r}: target {target:.0%}, {threads} threads, torch {torch.__version__}")
+    load_start = _load_average()
+    if load_start is not None and load_start > 0.5:
+        # Another process using the cores makes multi-threaded torch ops wait for each other:
+        # a 2-thread step can then take 10x longer, at random moments.
+        log(f"warning: load average {load_start:.2f} before starting: other work is running, timings will be noisy")
 
     peer = None
     if not args.skip_peer:
@@ -218,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"(b') deepnotes to {target_long:.0%}: {recipe_93}")
         ours_long = train_deepnotes(recipe_93, data_name, target_long, threads, Path(tmp), "to93")
 
+    load_end = _load_average()
     ratio = None
     if peer is not None and peer.seconds and ours.seconds is not None:
         ratio = ours.seconds / peer.seconds
@@ -245,8 +252,16 @@ def main(argv: list[str] | None = None) -> int:
             "target_long": target_long,
             "threads": threads,
             "torch": torch.__version__,
+            "load_average": [load_start, load_end],
         }), flush=True)  # fmt: skip
     return 0
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on every platform
+        return None
 
 
 def _round(x: float | None, digits: int = 2) -> float | None:

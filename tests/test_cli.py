@@ -148,3 +148,17 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     done = subprocess.run(cmd[:7] + ["--epochs", str(latest["epoch"] + 2), "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == latest["epoch"] + 2
+
+
+def test_inspect_prints_the_layer_table(capsys):
+    code, out, _ = run_cli(capsys, "inspect", "lenet5")
+    assert code == 0
+    c3 = next(line for line in out.splitlines() if line.startswith("features.c3 "))
+    assert c3.split()[-2:] == ["14", "2"]  # receptive field 14, jump 2 (worked by hand in test_inspect)
+    assert "Total params 60,850" in out
+    code, out, _ = run_cli(capsys, "inspect", "vgg11", "--input", "3x64x64", "--json")
+    assert code == 0 and json.loads(out)["totals"]["params"] == 132_863_336
+
+
+def test_inspect_bad_input_size(capsys):
+    assert_one_line_error(*run_cli(capsys, "inspect", "vgg16", "--input", "3x224")[::2], "CxHxW")

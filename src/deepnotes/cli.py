@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
         "  deepnotes list\n"
         "  deepnotes train lenet5 --data digits --epochs 30\n"
         "  deepnotes train lenet5 --data fashion-mnist --epochs 10 --out runs/lenet\n"
-        "  deepnotes predict runs/lenet shoe.png",
+        "  deepnotes predict runs/lenet shoe.png\n"
+        "  deepnotes inspect vgg16 --input 3x224x224\n"
+        "  deepnotes lab run C05 --quick",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"deepnotes {__version__}")
@@ -77,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     inv = pr.add_mutually_exclusive_group()
     inv.add_argument("--invert", dest="invert", action="store_true", default=None, help="always invert gray levels")
     inv.add_argument("--no-invert", dest="invert", action="store_false", help="never invert gray levels")
+
+    ins = sub.add_parser(
+        "inspect",
+        help="layer table: output shape, parameters, MACs, receptive field, jump",
+        description="One row per layer of MODEL: output shape, parameters, MACs, receptive field (analytic) "
+        "and jump (effective stride), with totals. Feature-map sizes follow floor((n - f + 2p)/s) + 1.",
+    )
+    ins.add_argument("model", metavar="MODEL", help="a registered model (deepnotes list)")
+    ins.add_argument("--input", metavar="CxHxW", help="input size, e.g. 3x224x224 [the model's own]")
+    ins.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
     lab = sub.add_parser("lab", help="the experiments: every claim of the notes, measured")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
@@ -142,6 +154,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from deepnotes.explain import format_table, inspect_model, parse_input_size
+
+    summary = inspect_model(args.model, parse_input_size(args.input) if args.input else None)
+    print(json.dumps(summary.to_json(), indent=1) if args.json else format_table(summary))
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from deepnotes import lab
 
@@ -167,7 +189,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "list": cmd_list, "lab": cmd_lab}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "inspect": cmd_inspect, "list": cmd_list, "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:

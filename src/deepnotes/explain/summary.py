@@ -407,20 +407,29 @@ class _Tracer(TorchFunctionMode):
             pad = _ntuple(_arg(args, kwargs, 4, "padding", 0), k)
             dil = _ntuple(_arg(args, kwargs, 7, "dilation", 1), k)
             kern = tuple(_arg(args, kwargs, 1, "weight").shape[2:])
+            out_pad = _ntuple(_arg(args, kwargs, 5, "output_padding", 0), k)
             axes = []
             for ax, kk, s, p, d in zip(g.axes, kern, stride, pad, dil):
-                j = ax.jump / s
-                axes.append(_Axis(ax.rf + ((kk - 1) * d // s) * ax.jump, j, ax.start + Fraction(p - (kk - 1) * d, s) * ax.jump))
-            self._record(name, n_in, n_out, kern, stride, pad, dil, False, ok=None)
+                # output o gets inputs i with i*s - p + t*d = o: at most floor((k-1)d/s) + 1 of them
+                reach = ((kk - 1) * d // s) * ax.jump
+                axes.append(_Axis(ax.rf + reach, ax.jump / s, ax.start + Fraction(p - (kk - 1) * d, s) * ax.jump))
+            # transposed conv: out = (n - 1) * s - 2p + d(k - 1) + output_padding + 1
+            expected = tuple(
+                (n - 1) * s - 2 * p + d * (kk - 1) + op + 1
+                for n, kk, s, p, d, op in zip(n_in, kern, stride, pad, dil, out_pad)
+            )
+            self._record(name, n_in, n_out, kern, stride, pad, dil, False, ok=expected == n_out, expected=expected)
             return _Geo(tuple(axes), g.dims, n_out, False, False)
-        ceil = False
+        ceil, pad_hi = False, None
         if name in _CONV:
             kern = tuple(_arg(args, kwargs, 1, "weight").shape[2:])
             stride = _ntuple(_arg(args, kwargs, 3, "stride", 1), k)
             pad = _arg(args, kwargs, 4, "padding", 0)
             dil = _ntuple(_arg(args, kwargs, 5, "dilation", 1), k)
-            if isinstance(pad, str):
-                pad = tuple(0 for _ in kern) if pad == "valid" else tuple((d * (kk - 1)) // 2 for kk, d in zip(kern, dil))
+            if isinstance(pad, str):  # "valid" = 0; "same": d(k-1) in all, the odd pixel on the right
+                total = tuple(0 if pad == "valid" else d * (kk - 1) for kk, d in zip(kern, dil))
+                pad = tuple(t // 2 for t in total)
+                pad_hi = tuple(t - t // 2 for t in total)
             pad = _ntuple(pad, k)
         elif func is F.unfold:
             kern = _ntuple(_arg(args, kwargs, 1, "kernel_size"), k)
@@ -449,7 +458,10 @@ class _Tracer(TorchFunctionMode):
             _Axis(ax.rf + (kk - 1) * d * ax.jump, ax.jump * s, ax.start - p * ax.jump)
             for ax, kk, s, p, d in zip(g.axes, kern, stride, pad, dil)
         )
-        expected = tuple(_out_size(n, kk, p, p, s, d, ceil) for n, kk, p, s, d in zip(n_in, kern, pad, stride, dil))
+        pad_hi = pad if pad_hi is None else pad_hi
+        expected = tuple(
+            _out_size(n, kk, p, q, s, d, ceil) for n, kk, p, q, s, d in zip(n_in, kern, pad, pad_hi, stride, dil)
+        )
         if func is F.unfold:
             self._record("unfold", n_in, expected, kern, stride, pad, dil, ceil, ok=True)
             return _Geo(axes, (-1,), expected, True, g.exact)
@@ -836,13 +848,11 @@ def summarize(model: nn.Module, input_size: Sequence[int], *, name: str = "") ->
     calls: dict[int, int] = {}
     records: list[LayerRow] = []
     seen_params: set[int] = set()
-    ran: set[int] = set()
 
     def pre_hook(module, args):
         tracer.busy = True
         calls[id(module)] = calls.get(id(module), 0) + 1
         tracer.stack.append(_Frame(module, names.get(id(module), "?"), calls[id(module)]))
-        ran.add(id(module))
         tracer.busy = False
 
     def post_hook(module, args, output):
@@ -875,15 +885,16 @@ def summarize(model: nn.Module, input_size: Sequence[int], *, name: str = "") ->
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     counted = sum(r.params for r in records)
-    unused: list[str] = []
+    unused: list[str] = []  # the outermost modules none of whose parameters took part
     for n, m in model.named_modules():  # pre-order: a parent comes before its children
-        if id(m) not in ran and any(True for _ in m.parameters()) and not any(n.startswith(u + ".") for u in unused):
+        params = list(m.parameters())
+        if params and not any(id(p) in seen_params for p in params) and not any(n.startswith(u + ".") for u in unused):
             unused.append(n)
     notes = []
     if tracer.unknown:
         notes.append(f"ops whose geometry could not be followed (treated as global): {', '.join(sorted(tracer.unknown))}")
     if total != counted:
-        notes.append(f"{total - counted:,} parameters belong to modules the forward pass did not run: {', '.join(unused) or '?'}")
+        notes.append(f"{total - counted:,} parameters are not used by the forward pass in eval mode: {', '.join(unused) or '?'}")
     first = _first_tensor(out)
     return Summary(
         name=name or type(model).__name__,
@@ -1041,12 +1052,14 @@ def format_table(summary: Summary) -> str:
         f"MACs {_fmt_macs(summary.total_macs)} ({summary.total_macs:,})   output {out_shape}"
     )
     hw = "x".join(map(str, summary.input_size[1:]))
-    out.append(
-        "RF = receptive field (수용 영역): side of the input region one output unit sees, "
-        "r_out = r_in + (k-1)*d*j_in, the max over branches; Jump = product of strides so far."
-    )
-    out.append(f"'global' = the unit sees the whole {hw} input (after global pooling / flatten); "
-               "'~' = position-dependent windows, the max is shown. MACs for one image: conv/linear/matmul only.")  # fmt: skip
+    out += [
+        "RF: receptive field (수용 영역), the side of the input region one output unit sees:",
+        "    r_out = r_in + (k-1)*d*j_in, the max over branches (concat / add); padding moves it, not its size.",
+        f"    'global': the unit sees the whole {hw} input (after global pooling / flatten); '~': windows vary",
+        "    with the position (upsampling, uneven adaptive pooling), the maximum is shown.",
+        "Jump: distance in input pixels between neighbouring units = product of the strides so far.",
+        "MACs: multiply-accumulates for one image, conv / linear / matmul (norm, pool, activation: -).",
+    ]
     bad = [c for c in summary.size_checks if c["ok"] is False]
     n = len(summary.size_checks)
     if bad:

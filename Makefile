@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.*
 STAMP := $(VENV)/.deepnotes-installed
 
-.PHONY: setup demo test bench lab clean data-fashion-mnist
+.PHONY: setup demo test lint bench lab clean data-fashion-mnist
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
 
 # The lab at full size; writes docs/lab/ (figures, result.json) and docs/lab.md.
 lab: setup

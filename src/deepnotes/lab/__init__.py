@@ -34,6 +34,7 @@ DEFAULT_OUT = "lab-out"
 
 # One module per claim group; importing them registers their experiments.
 EXPERIMENT_MODULES = (
+    "deepnotes.lab.cnn",
     "deepnotes.lab.activations",
     "deepnotes.lab.init",
     "deepnotes.lab.normalization",

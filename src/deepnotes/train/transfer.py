@@ -18,7 +18,6 @@ from torch import nn
 from deepnotes.errors import UserError
 from deepnotes.train.checkpoint import read_run_config, read_weights
 
-
 # Classifier heads that depend on the classes and start fresh (GoogLeNet also has auxiliary ones).
 NEW_HEADS = ("head.", "aux_heads.")
 

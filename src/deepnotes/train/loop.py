@@ -14,6 +14,7 @@ and the checkpoint holds the torch RNG state (dropout), so 2 epochs == 1 epoch +
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import signal
 import sys
@@ -231,8 +232,6 @@ def _check_resume(cfg: TrainConfig, saved: dict[str, Any], run_dir: Path) -> Non
 
 
 def _jsonable(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value))
 
 
@@ -294,9 +293,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
     if cfg.resume:
         if not (run_dir / "config.json").exists():
             raise UserError(f"--resume needs an existing run directory, but {run_dir}/config.json does not exist")
-        import json
-
-        _check_resume(cfg, json.loads((run_dir / "config.json").read_text())["train"], run_dir)
+        _check_resume(cfg, ckpt.read_run_config(run_dir)["train"], run_dir)
         state = ckpt.load_checkpoint(run_dir)
     elif ckpt.has_checkpoint(run_dir):
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or --out NEW_DIR for a new one")

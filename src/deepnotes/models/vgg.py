@@ -37,9 +37,11 @@ departs from it in:
 - in each pooled stage the max-pool runs right after the convolution, before its BatchNorm
   and ReLU (conv -> pool -> BN -> ReLU, as in Keller Jordan's airbench CIFAR-10 speed runs).
   Max-pooling commutes with ReLU, so the only change is that BN normalizes the pooled map;
-  BN and ReLU then touch 4x fewer values, which on a CPU saves ~30% of a training step.
+  BN and ReLU then touch 4x fewer values, which saved 20-30% of a training step here (2 cores).
 `stages`, `width`, `pool_before_norm` and `pool_last` are builder options, e.g.
 create_model("vgg_small", stages=[[32], [64, 64], [128, 128]]) for two convs per stage.
+benchmarks/time_to_accuracy.py trains it on Fashion-MNIST to 91% at width 0.5 (3 epochs)
+and to 93% at width 1 (6-7 epochs).
 """
 
 from __future__ import annotations
@@ -245,9 +247,14 @@ VARIANTS: dict[str, tuple[VGGConfig, int, tuple[int, int, int], str]] = {
     "vgg19_bn": (VGGConfig(_E, batch_norm=True), 143_678_248, (3, 224, 224), "VGG-19 with BatchNorm after every conv"),
     "vgg_small": (
         VGGConfig(
-            ((32,), (64,), (128,), (256,)), batch_norm=True, head="gap", dropout=0.0,
-            pool_before_norm=True, conv_bias=False, pool_last=False,
-        ),  # fmt: skip
+            ((32,), (64,), (128,), (256,)),
+            batch_norm=True,
+            head="gap",
+            dropout=0.0,
+            pool_before_norm=True,
+            conv_bias=False,
+            pool_last=False,
+        ),
         390_890,
         (1, 28, 28),
         "CIFAR-style VGG for 28x28/32x32: 3x3 conv-BN-ReLU stages 32-64-128-256, GAP + linear head",

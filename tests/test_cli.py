@@ -162,3 +162,13 @@ def test_inspect_prints_the_layer_table(capsys):
 
 def test_inspect_bad_input_size(capsys):
     assert_one_line_error(*run_cli(capsys, "inspect", "vgg16", "--input", "3x224")[::2], "CxHxW")
+
+
+def test_model_arg_reaches_the_model(tmp_path, capsys):
+    out = tmp_path / "r"
+    code = main(["train", "mlp", "--data", "digits", "--epochs", "1", "--model-arg", "hidden=[16]", "--out", str(out), "--quiet"])
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["model_args"]["hidden"] == [16]
+    assert json.loads((out / "metrics.json").read_text())["num_params"] == 64 * 16 + 16 + 16 * 10 + 10
+    with pytest.raises(SystemExit):
+        main(["train", "mlp", "--model-arg", "hidden"])

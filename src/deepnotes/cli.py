@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="transfer learning: start from a trained run's weights, new head")
     t.add_argument("--freeze", action="append", metavar="MODULE", help="keep a module fixed, e.g. features (repeatable)")
     t.add_argument("--num-classes", type=int, metavar="K", help="classifier outputs [the dataset's classes]")
+    t.add_argument(
+        "--model-arg", dest="model_args", action="append", type=_model_arg, metavar="KEY=VALUE",
+        help="a model option, e.g. width=0.5 or stages=[[32],[64]] (repeatable; values in JSON)",
+    )  # fmt: skip
     t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
     t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None, help="keep the NCHW memory layout")
     t.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress output")
@@ -110,10 +114,24 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- commands
 
 
+def _model_arg(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. width=0.5, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a plain string
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from deepnotes.train import TrainConfig, run_training
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func") and v is not None}
+    if "model_args" in given:
+        given["model_args"] = dict(given["model_args"])
     result = run_training(TrainConfig(**given))
     return EXIT_INTERRUPTED if result.interrupted else 0
 

@@ -1,16 +1,14 @@
 """Lab experiments C05-C11 (activations and initialization): quick runs give the claimed verdict
 and write their files; the opposite evidence flips the verdict; the judges on hand-made numbers."""
 
-import json
 
 import pytest
 import torch
+from labcheck import check_opposite_flips, check_quick_run, quiet
 
 import deepnotes.lab.activations as act
 import deepnotes.lab.init as ini
 from deepnotes.lab import run_experiment
-
-REQUIRED = {"id", "claim", "verdict", "numbers", "figures", "seconds"}
 
 # claim id -> (verdict of the quick default run, params with the opposite evidence)
 CASES = {
@@ -29,32 +27,19 @@ def out(tmp_path_factory):
     return tmp_path_factory.mktemp("lab")
 
 
-def _quiet(_msg: str) -> None:
-    pass
-
-
 @pytest.mark.parametrize("cid", sorted(CASES))
 def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    result = run_experiment(cid, out / "claim", quick=True, log=_quiet)
-    assert result["verdict"] == CASES[cid][0], result["reason"]
-    folder = out / "claim" / cid
-    saved = json.loads((folder / "result.json").read_text())
-    assert REQUIRED <= set(saved)
-    assert saved["verdict"] == result["verdict"]
-    assert saved["figures"] and all(f.endswith(".png") for f in saved["figures"])
-    for name in saved["figures"]:
-        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_quick_run(cid, CASES[cid][0], out)
 
 
 @pytest.mark.parametrize("cid", sorted(CASES))
 def test_opposite_evidence_flips_the_verdict(cid, out):
-    result = run_experiment(cid, out / "opposite", quick=True, log=_quiet, **CASES[cid][1])
-    assert result["verdict"] == "does not hold", result["reason"]
+    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
 
 
 def test_runs_are_deterministic(tmp_path):
-    a = run_experiment("C10", tmp_path / "a", quick=True, log=_quiet)
-    b = run_experiment("C10", tmp_path / "b", quick=True, log=_quiet)
+    a = run_experiment("C10", tmp_path / "a", quick=True, log=quiet)
+    b = run_experiment("C10", tmp_path / "b", quick=True, log=quiet)
     assert a["numbers"] == b["numbers"]
 
 

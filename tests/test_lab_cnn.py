@@ -2,16 +2,14 @@
 verdict and write their files; the opposite evidence flips the verdict; the pieces by hand; the
 judges on hand-made numbers."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
+from labcheck import check_opposite_flips, check_quick_run, quiet
 from torch import nn
 
 from deepnotes.lab import cnn, run_experiment
-
-REQUIRED = {"id", "claim", "verdict", "numbers", "figures", "seconds"}
 
 # claim id -> (verdict of the quick default run, params with the opposite evidence)
 CASES = {
@@ -28,36 +26,23 @@ def out(tmp_path_factory):
     return tmp_path_factory.mktemp("lab_cnn")
 
 
-def _quiet(_msg: str) -> None:
-    pass
-
-
 @pytest.mark.parametrize("cid", sorted(CASES))
 def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    result = run_experiment(cid, out / "claim", quick=True, log=_quiet)
-    assert result["verdict"] == CASES[cid][0], result["reason"]
-    folder = out / "claim" / cid
-    saved = json.loads((folder / "result.json").read_text())
-    assert REQUIRED <= set(saved)
-    assert saved["verdict"] == result["verdict"]
-    assert saved["figures"] and all(f.endswith(".png") for f in saved["figures"])
-    for name in saved["figures"]:
-        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_quick_run(cid, CASES[cid][0], out)
 
 
 @pytest.mark.parametrize("cid", sorted(CASES))
 def test_opposite_evidence_flips_the_verdict(cid, out):
-    result = run_experiment(cid, out / "opposite", quick=True, log=_quiet, **CASES[cid][1])
-    assert result["verdict"] == "does not hold", result["reason"]
+    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
 
 
 def test_dilated_stacks_see_more_than_the_claim(tmp_path):
-    n = run_experiment("C03", tmp_path, quick=True, log=_quiet, dilation=2, max_depth=3)["numbers"]
+    n = run_experiment("C03", tmp_path, quick=True, log=quiet, dilation=2, max_depth=3)["numbers"]
     assert n["stack_rf_measured"] == [5, 9, 13]  # 1 + 2n(k-1): same weights, a wider, gapped field
 
 
 def test_without_batchnorm_plain_gradients_vanish_as_the_notes_say(tmp_path):
-    result = run_experiment("C19", tmp_path, quick=True, log=_quiet, batch_norm=False)
+    result = run_experiment("C19", tmp_path, quick=True, log=quiet, batch_norm=False)
     assert result["verdict"] == "holds", result["reason"]
     assert result["numbers"]["nets"]["56"]["plain"]["signal_ratio"] < 0.1
 
@@ -226,6 +211,6 @@ def test_judge_c19():
 
 
 def test_runs_are_deterministic(tmp_path):
-    a = run_experiment("C19", tmp_path / "a", quick=True, log=_quiet)
-    b = run_experiment("C19", tmp_path / "b", quick=True, log=_quiet)
+    a = run_experiment("C19", tmp_path / "a", quick=True, log=quiet)
+    b = run_experiment("C19", tmp_path / "b", quick=True, log=quiet)
     assert a["numbers"] == b["numbers"]

@@ -2,18 +2,16 @@
 the quick runs give the expected verdicts and write their files; the opposite evidence flips
 the verdict; the judges and helpers are checked on numbers made by hand."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from labcheck import check_opposite_flips, check_quick_run
 
 import deepnotes.lab.normalization as norm
 import deepnotes.lab.optimization as optim_lab
-from deepnotes.lab import VERDICTS, run_experiment
-
-REQUIRED = {"id", "claim", "verdict", "numbers", "figures", "seconds"}
+from deepnotes.lab import VERDICTS
 
 # id -> (expected quick verdict, params giving the opposite evidence)
 CASES = {
@@ -33,23 +31,12 @@ def out(tmp_path_factory):
 
 @pytest.mark.parametrize("cid", sorted(CASES))
 def test_quick_run_verdict_and_files(cid, out):
-    expected, _ = CASES[cid]
-    result = run_experiment(cid, out, quick=True, log=lambda s: None)
-    assert result["verdict"] == expected, result["reason"]
-    saved = json.loads((out / cid / "result.json").read_text())
-    assert REQUIRED <= set(saved)
-    assert saved["verdict"] == expected and saved["id"] == cid
-    assert saved["figures"] and all(f.endswith(".png") for f in saved["figures"])
-    for f in saved["figures"]:
-        assert (out / cid / f).stat().st_size > 10_000
-    json.dumps(saved["numbers"], allow_nan=False)  # no NaN/inf sneaks into the numbers
+    check_quick_run(cid, CASES[cid][0], out)
 
 
 @pytest.mark.parametrize("cid", sorted(CASES))
 def test_opposite_evidence_flips_verdict(cid, out):
-    expected, opposite = CASES[cid]
-    result = run_experiment(cid, out / "opposite", quick=True, log=lambda s: None, **opposite)
-    assert result["verdict"] == "does not hold" != expected, result["reason"]
+    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -160,23 +160,18 @@ def steps_to(losses: list[float] | np.ndarray, target: float, window: int = 10) 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (5.0, 3.6)):
     """A matplotlib Figure on its own Agg canvas (no pyplot state), and its axes array."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from deepnotes.report.plots import new_figure as figure
 
-    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
+    fig = figure((size[0] * ncols, size[1] * nrows))
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 def save_figure(fig, path) -> str:
     """Save a figure atomically; return its file name (for Finding.figures)."""
-    from deepnotes.fileio import atomic_path
+    from deepnotes.report.plots import save_png
 
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path.name
+    return save_png(fig, path).name
 
 
 def rounded(x, digits: int = 4):

@@ -21,7 +21,8 @@ TRAIN_COLOR = "#1f77b4"
 TEST_COLOR = "#d62728"
 
 
-def _new_figure(figsize: tuple[float, float]):
+def new_figure(figsize: tuple[float, float]):
+    """A Figure on its own Agg canvas: no pyplot, no global backend, no figures left open."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +31,8 @@ def _new_figure(figsize: tuple[float, float]):
     return fig
 
 
-def _save_png(fig, path: str | os.PathLike) -> Path:
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Write the figure as PNG atomically (shared by run reports and lab experiments)."""
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
@@ -87,7 +89,7 @@ def plot_curves(epochs: list[dict], path: str | os.PathLike) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     epochs = list(epochs)
-    fig = _new_figure((10, 4))
+    fig = new_figure((10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     if epochs:
         x = np.asarray(
@@ -125,7 +127,7 @@ def plot_curves(epochs: list[dict], path: str | os.PathLike) -> Path:
         if len(x) == 1:
             ax.set_xlim(x[0] - 1, x[0] + 1)
     fig.tight_layout()
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def plot_confusion(
@@ -161,7 +163,7 @@ def plot_confusion(
         vmax, cbar_label = max(float(values.max()) if n else 1.0, 1.0), "count"
 
     side = min(max(4.5, 0.45 * n + 2.5), 16.0)
-    fig = _new_figure((side + 1.2, side))
+    fig = new_figure((side + 1.2, side))
     ax = fig.subplots()
     im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -190,4 +192,4 @@ def plot_confusion(
                 ax.text(j, i, text, ha="center", va="center", fontsize=8 if n > 10 else 9,
                         color="white" if v > threshold else "black")
     fig.tight_layout()
-    return _save_png(fig, path)
+    return save_png(fig, path)

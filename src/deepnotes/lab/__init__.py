@@ -40,6 +40,8 @@ EXPERIMENT_MODULES = (
     "deepnotes.lab.normalization",
     "deepnotes.lab.optimization",
     "deepnotes.lab.pca",
+    "deepnotes.lab.depth",
+    "deepnotes.lab.transfer",
 )
 
 

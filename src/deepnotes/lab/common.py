@@ -34,6 +34,7 @@ class Data:
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int
+    classes: tuple[str, ...] = ()
 
     @property
     def in_features(self) -> int:
@@ -71,7 +72,7 @@ def lab_data(quick: bool, *, n_train: int | None = None, n_test: int | None = No
     if n_test is not None and n_test < len(test_x):
         idx = torch.randperm(len(test_x), generator=g)[:n_test]
         test_x, test_y = test_x[idx], test_y[idx]
-    return Data(data.name, train_x, train_y, test_x, test_y, data.num_classes)
+    return Data(data.name, train_x, train_y, test_x, test_y, data.num_classes, tuple(data.classes))
 
 
 @dataclass

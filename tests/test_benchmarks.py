@@ -1,0 +1,36 @@
+"""The benchmark scripts keep working: their smoke modes run end to end on tiny data."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zoo_quick_writes_a_table_and_keeps_rows_across_invocations(tmp_path, capsys):
+    zoo = _load("zoo")
+    assert zoo.main(["--quick", "--models", "mlp", "--out", str(tmp_path), "--threads", "1"]) == 0
+    assert zoo.main(["--quick", "--models", "lenet5_relu", "--out", str(tmp_path), "--threads", "1"]) == 0
+    rows = json.loads((tmp_path / "zoo.json").read_text())["rows"]
+    assert set(rows) == {"mlp", "lenet5_relu"}
+    assert rows["mlp"]["params"] == 8 * 8 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # digits are 8x8
+    assert 0.0 <= rows["mlp"]["test_accuracy"] <= 1.0 and rows["mlp"]["images_per_second"] > 0
+    table = (tmp_path / "zoo.md").read_text()
+    assert "python benchmarks/zoo.py --quick" in table and "| MLP (baseline) | `mlp` |" in table
+    assert "deepnotes train lenet5_relu --data digits --epochs 1" in table
+
+
+def test_zoo_rejects_an_unknown_model(tmp_path):
+    from deepnotes.errors import UserError
+
+    with pytest.raises(UserError, match="vgg_small"):
+        _load("zoo").main(["--quick", "--models", "vgg_smal", "--out", str(tmp_path)])

@@ -27,6 +27,12 @@ def test_zoo_quick_writes_a_table_and_keeps_rows_across_invocations(tmp_path, ca
     table = (tmp_path / "zoo.md").read_text()
     assert "python benchmarks/zoo.py --quick" in table and "| MLP (baseline) | `mlp` |" in table
     assert "deepnotes train lenet5_relu --data digits --epochs 1" in table
+    # re-measuring throughput keeps the trained rows as they were
+    before = json.loads((tmp_path / "zoo.json").read_text())["rows"]
+    assert zoo.main(["--quick", "--models", "mlp", "--out", str(tmp_path), "--threads", "1", "--throughput-only"]) == 0
+    after = json.loads((tmp_path / "zoo.json").read_text())["rows"]
+    assert after["lenet5_relu"] == before["lenet5_relu"] and after["mlp"]["test_accuracy"] == before["mlp"]["test_accuracy"]
+    assert after["mlp"]["images_per_second"] > 0
 
 
 def test_zoo_rejects_an_unknown_model(tmp_path):

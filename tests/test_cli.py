@@ -8,25 +8,11 @@ import time
 
 import numpy as np
 import pytest
+from clicheck import assert_one_line_error, run_cli
 from PIL import Image
 
 from deepnotes.cli import main
 from deepnotes.data import load_dataset
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("deepnotes: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, (n, err)
 
 
 def test_help_does_not_import_torch():

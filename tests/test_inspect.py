@@ -423,6 +423,10 @@ def _probe_size(name: str) -> tuple[int, int, int]:
     c, h, _ = entry.input_size
     if entry.fixed_input_size or h <= 64:
         return entry.input_size
+    model = create_model(name) if entry.task == "segmentation" else None
+    if hasattr(model, "valid_input_size"):  # U-Net with valid convs: 64 does not tile, 188 does
+        side = model.valid_input_size(64)
+        return (c, side, side)
     return (c, 64, 64)
 
 

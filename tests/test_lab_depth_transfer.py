@@ -46,7 +46,8 @@ def _c18_numbers(plain, residual):
 def test_c18_judge_on_hand_made_numbers():
     assert judge_c18(_c18_numbers((0.05, 0.10), (0.05, 0.04)))[0] == "holds"
     assert judge_c18(_c18_numbers((0.05, 0.055), (0.05, 0.04)))[0] == "does not hold"  # plain barely worse: noise
-    assert judge_c18(_c18_numbers((0.05, 0.10), (0.05, 0.09)))[0] == "does not hold"  # residual degrades too
+    assert judge_c18(_c18_numbers((0.05, 0.10), (0.05, 0.07)))[0] == "holds with a correction"  # residual degrades less
+    assert judge_c18(_c18_numbers((0.05, 0.10), (0.05, 0.095)))[0] == "does not hold"  # residual degrades as much
 
 
 def _c20_numbers(head, fine, scratch, head_s=1.0, fine_s=3.0):

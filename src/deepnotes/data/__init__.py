@@ -66,3 +66,4 @@ def list_datasets(pattern: str | None = None) -> list[str]:
 
 
 from deepnotes.data import datasets as _datasets  # noqa: E402,F401  (registers the loaders)
+from deepnotes.data import scenes as _scenes  # noqa: E402,F401  (registers fashion-scenes, digit-scenes)

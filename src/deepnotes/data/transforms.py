@@ -167,5 +167,36 @@ def random_translate(x: torch.Tensor, shifts: torch.Tensor, padding: int) -> tor
     return out.permute(0, 3, 1, 2).contiguous()
 
 
+def random_rotate(x: torch.Tensor, degrees: torch.Tensor | float) -> torch.Tensor:
+    """Rotate each image about its centre by degrees[i] (counter-clockwise as displayed, row 0 at
+    the top), bilinear, zero-filled outside; uint8 in, uint8 out (rounded), floats stay floats.
+
+    90 degrees is torch.rot90(x, 1, (-2, -1)) exactly for square images. Non-square images are
+    rotated in pixel units (the sampling grid is corrected for the aspect ratio), so shapes are
+    not sheared. The "random" is the caller's: draw the angles, e.g. (2 * rand(B) - 1) * 30.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(x.shape)}")
+    B, _, H, W = x.shape
+    a = torch.as_tensor(degrees, dtype=torch.float32).reshape(-1)
+    if a.numel() == 1:
+        a = a.expand(B)
+    if a.numel() != B:
+        raise ValueError(f"{a.numel()} angles for {B} images; give one angle or one per image")
+    rad = torch.deg2rad(a.double())
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    # output pixel p_out samples the input at R^-1 p_out; in affine_grid's [-1, 1] coordinates
+    # x is scaled by W/2 and y by H/2, hence the H/W and W/H factors.
+    theta = torch.zeros(B, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * H / W
+    theta[:, 1, 0], theta[:, 1, 1] = sin * W / H, cos
+    xf = x.float() if not x.is_floating_point() else x
+    grid = F.affine_grid(theta.to(xf.dtype), list(xf.shape), align_corners=False)
+    out = F.grid_sample(xf, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if x.dtype == torch.uint8:
+        return out.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
 def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(y, dtype=np.int64))

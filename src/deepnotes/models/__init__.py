@@ -4,4 +4,5 @@ Each file follows the same order: helpers, blocks, the model class, one private 
 then the registered variants (data, with their published parameter counts).
 """
 
-from deepnotes.models import alexnet, densenet, googlenet, lenet, mlp, resnet, vgg  # noqa: F401  (registration side effects)
+# registration side effects; fcn, unet: segmentation; vit: vision transformers
+from deepnotes.models import alexnet, densenet, fcn, googlenet, lenet, mlp, resnet, unet, vgg, vit  # noqa: F401

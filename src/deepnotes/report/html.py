@@ -162,6 +162,11 @@ def _epoch_rows(epochs: list[dict]) -> list[dict]:
         "lr": ("lr", lambda v: f"{v:.3g}" if _is_number(v) else v),
         "seconds": ("time (s)", lambda v: f"{v:.1f}" if _is_number(v) else v),
     }
+    if any("test_mean_iou" in x for x in epochs):  # segmentation: accuracies are pixel accuracies
+        standard["train_accuracy"] = ("train pixel acc", standard["train_accuracy"][1])
+        standard["test_accuracy"] = ("test pixel acc", standard["test_accuracy"][1])
+        standard["test_mean_iou"] = ("test mean IoU", lambda v: f"{v:.4f}" if _is_number(v) else v)
+        standard["test_mean_dice"] = ("test mean Dice", lambda v: f"{v:.4f}" if _is_number(v) else v)
     rows = []
     for e in epochs:
         row = {}
@@ -169,8 +174,26 @@ def _epoch_rows(epochs: list[dict]) -> list[dict]:
             if any(key in x for x in epochs):
                 row[label] = fmt(e.get(key))
         for key, v in e.items():
-            if key not in standard:
+            # per-class dicts go to their own table; test_pixel_accuracy repeats test_accuracy
+            if key not in standard and not isinstance(v, dict) and key != "test_pixel_accuracy":
                 row[key] = v
+        rows.append(row)
+    return rows
+
+
+def _per_class_rows(metrics: dict) -> list[dict]:
+    """Segmentation: one row per class with its test IoU, Dice and pixels (from the confusion matrix)."""
+    iou, dice = metrics.get("test_iou"), metrics.get("test_dice") or {}
+    if not isinstance(iou, dict):
+        return []
+    cm = metrics.get("confusion")
+    totals = [sum(r) for r in cm] if isinstance(cm, list) and len(cm) == len(iou) else None
+    rows = []
+    for k, (name, v) in enumerate(iou.items()):
+        row = {"class": name, "IoU": f"{v:.4f}" if _is_number(v) else "absent", "Dice": dice.get(name)}
+        row["Dice"] = f"{row['Dice']:.4f}" if _is_number(row["Dice"]) else "absent"
+        if totals is not None:
+            row["test pixels"] = totals[k]
         rows.append(row)
     return rows
 
@@ -178,11 +201,16 @@ def _epoch_rows(epochs: list[dict]) -> list[dict]:
 def _figure_list(metrics: dict, run_dir: Path) -> list[tuple[Path, str]]:
     """(path, caption) for curves.png, confusion.png and whatever metrics["figures"] lists."""
     figs: list[tuple[Path, str]] = []
-    curves, confusion = run_dir / "curves.png", run_dir / "confusion.png"
+    segmentation = metrics.get("task") == "segmentation"
+    curves, confusion, masks = run_dir / "curves.png", run_dir / "confusion.png", run_dir / "masks.png"
     if curves.is_file():
-        figs.append((curves, "Loss and accuracy per epoch (train and test)."))
+        what = "Loss and pixel accuracy (train and test) and test mean IoU" if segmentation else "Loss and accuracy (train and test)"
+        figs.append((curves, f"{what} per epoch."))
+    if segmentation and masks.is_file():  # the predictions themselves, before the confusion matrix
+        figs.append((masks, "Test scenes: the image, the ground-truth mask and the predicted mask (fixed class colours)."))
     if confusion.is_file():
-        figs.append((confusion, "Confusion matrix on the test set: rows are the true class, "
+        where = "the test pixels" if segmentation else "the test set"
+        figs.append((confusion, f"Confusion matrix on {where}: rows are the true class, "
                                 "columns the predicted class."))
 
     listed = metrics.get("figures") or []
@@ -214,7 +242,10 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     The page has the headline numbers (test accuracy, training time, time to target if
     recorded, epochs, parameter count if config has `num_params`), the config, the
     per-epoch table and the figures (curves.png, confusion.png and any PNG listed under
-    metrics["figures"], embedded). A missing metrics.json is a UserError naming it; a
+    metrics["figures"], embedded). A segmentation run (metrics with `test_mean_iou`) shows
+    mean IoU, mean Dice and pixel accuracy as its headline and a per-class IoU / Dice table;
+    its masks.png (test scenes: image, ground truth, prediction) comes through
+    metrics["figures"]. A missing metrics.json is a UserError naming it; a
     missing config.json only leaves the config section empty. Returns the report's path.
     """
     run_dir = Path(run_dir)
@@ -234,10 +265,16 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
 
     cards: list[tuple[str, str]] = []
     shown = {"epochs", "history", "figures"}
+    segmentation = metrics.get("task") == "segmentation" or "test_mean_iou" in metrics
+    if segmentation:  # mean IoU is the headline; accuracy is per pixel
+        shown |= {"task", "target_metric", "test_mean_iou", "test_mean_dice", "test_pixel_accuracy"}
+        for key, label in (("test_mean_iou", "test mean IoU"), ("test_mean_dice", "test mean Dice")):
+            if _is_number(metrics.get(key)):
+                cards.append((label, f"{float(metrics[key]):.4f}"))
     acc = metrics.get("test_accuracy", last.get("test_accuracy"))
     shown.add("test_accuracy")
     if acc is not None:
-        cards.append(("test accuracy", _pct(acc)))
+        cards.append(("test pixel accuracy" if segmentation else "test accuracy", _pct(acc)))
     secs = metrics.get("train_seconds", last.get("seconds"))
     shown.add("train_seconds")
     if secs is not None:
@@ -246,7 +283,10 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         shown.add("seconds_to_target")
         target = metrics.get("target_accuracy", config.get("target_accuracy"))
         shown.add("target_accuracy")
-        label = f"time to {_pct(target)}" if _is_number(target) else "time to target"
+        if segmentation:
+            label = f"time to mean IoU {float(target):.4g}" if _is_number(target) else "time to target"
+        else:
+            label = f"time to {_pct(target)}" if _is_number(target) else "time to target"
         stt = metrics["seconds_to_target"]
         cards.append((label, _seconds(stt) if stt is not None else "not reached"))
     n_epochs = len(epochs) if epochs else metrics.get("epochs", config.get("epochs"))
@@ -287,6 +327,12 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         parts.append(html_table([{"setting": k, "value": v} for k, v in config.items()]))
     else:
         parts.append(f'<p class="note">no config.json in {esc(str(run_dir))}</p>')
+
+    per_class = _per_class_rows(metrics)
+    if per_class:
+        parts += ["<h2>Per-class results on the test scenes</h2>", html_table(per_class),
+                  '<p class="note">IoU = TP / (TP + FP + FN), Dice = 2 TP / (2 TP + FP + FN), over all test pixels; '
+                  "absent: the class is in neither the targets nor the predictions (left out of the means).</p>"]  # fmt: skip
 
     parts.append("<h2>Per-epoch results</h2>")
     parts.append(html_table(_epoch_rows(epochs)) if epochs

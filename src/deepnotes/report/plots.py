@@ -19,6 +19,7 @@ from deepnotes.fileio import atomic_path
 
 TRAIN_COLOR = "#1f77b4"
 TEST_COLOR = "#d62728"
+MIOU_COLOR = "#2ca02c"
 
 
 def new_figure(figsize: tuple[float, float]):
@@ -84,7 +85,8 @@ def plot_curves(epochs: list[dict], path: str | os.PathLike) -> Path:
     `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy` (0..1, drawn as %), `lr`,
     `seconds`. Missing or None values are left out; a series with no values is not drawn.
     Points get markers when there are few epochs (so a single epoch is visible) or gaps.
-    Returns `path`.
+    Segmentation runs (epochs with `test_mean_iou`) also get the test mean IoU, dashed, in the
+    accuracy panel (their accuracies are pixel accuracies). Returns `path`.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -114,6 +116,10 @@ def plot_curves(epochs: list[dict], path: str | os.PathLike) -> Path:
             marker = "o" if (len(y) <= 30 or not finite.all()) else None
             ax.plot(x, y, color=color, marker=marker, markersize=4, linewidth=1.6, label=split)
             drawn = True
+        if metric == "accuracy" and np.isfinite(miou := _series(epochs, "test_mean_iou") * scale).any():
+            ax.plot(x, miou, color=MIOU_COLOR, linestyle="--", marker="o" if len(miou) <= 30 else None, markersize=4,
+                    linewidth=1.6, label="test mean IoU")  # fmt: skip
+            title, ylabel, drawn = "Pixel accuracy and mean IoU", "%", True
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)

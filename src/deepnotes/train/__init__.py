@@ -1,4 +1,5 @@
-"""Training: the loop, checkpoints, run directories, multi-process (DDP) support.
+"""Training: the loop, checkpoints, run directories, multi-process (DDP) support; classification
+and segmentation (deepnotes.train.segmentation) through the same loop.
 
     from deepnotes.train import TrainConfig, fit
     metrics = fit(TrainConfig(model="lenet5", data="digits", epochs=10))
@@ -8,7 +9,9 @@ The loop (and torch) load on first use, so `deepnotes.train.config` stays cheap 
 
 from deepnotes.train.config import TrainConfig
 
-_LOOP_NAMES = ("EpochProgress", "TrainingDiverged", "TrainResult", "evaluate", "fit", "run_training", "train_one_epoch")
+_LOOP_NAMES = (
+    "EpochProgress", "TrainingDiverged", "TrainResult", "evaluate", "evaluate_segmentation", "fit", "run_training", "train_one_epoch",
+)  # fmt: skip
 
 __all__ = ["TrainConfig", *_LOOP_NAMES]
 

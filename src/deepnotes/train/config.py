@@ -16,6 +16,7 @@ DEFAULT_LR = {
 }  # fmt: skip
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
 AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms
+ADVERSARIAL = ("none", "fgsm", "pgd")  # adversarial training (Madry et al. 2017), see deepnotes.explain.attack
 
 
 @dataclass
@@ -39,7 +40,7 @@ class TrainConfig:
     channels_last: bool = True
     threads: int | None = None  # None: all cores (divided among local processes under DDP)
     seed: int = 0
-    target_accuracy: float | None = None
+    target_accuracy: float | None = None  # stop once test accuracy >= it (segmentation: test mean IoU)
     out: str | None = None  # None: runs/<model>-<data>
     data_dir: str | None = None
     resume: bool = False
@@ -49,12 +50,22 @@ class TrainConfig:
     freeze: list[str] = field(default_factory=list)  # module names to keep fixed, e.g. ["features"]
     eval_batch_size: int = 1000
     progress: bool = True
+    # Adversarial training (Madry et al., arXiv:1706.06083): every training batch is replaced by
+    # its FGSM or PGD version against the current model (the model never sees the clean batch).
+    # adv_eps is the L-inf radius in [0, 1] pixel units (8/255 ~ 0.031 is CIFAR's, 0.1 Fashion-MNIST's);
+    # adv_alpha None: PGD's step 2.5 * adv_eps / adv_steps.
+    adversarial: str = "none"
+    adv_eps: float = 8 / 255
+    adv_steps: int = 7
+    adv_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
             raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(DEFAULT_LR)}")
         if self.augment not in AUGMENTS:
             raise UserError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
+        if self.adversarial not in ADVERSARIAL:
+            raise UserError(f"unknown adversarial training {self.adversarial!r}; choose one of {', '.join(ADVERSARIAL)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         checks = [
@@ -68,6 +79,12 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}"),
             (self.num_classes is None or self.num_classes >= 1, f"--num-classes must be >= 1, got {self.num_classes}"),
+            (
+                0 <= self.adv_eps <= 1,
+                f"--adv-eps is an L-inf radius in [0, 1] pixel units (e.g. 0.1, or 8/255 = 0.031), got {self.adv_eps}",
+            ),
+            (self.adv_steps >= 1, f"--adv-steps must be >= 1, got {self.adv_steps}"),
+            (self.adv_alpha is None or self.adv_alpha > 0, f"--adv-alpha (PGD step size) must be > 0, got {self.adv_alpha}"),
         ]
         for ok, message in checks:
             if not ok:

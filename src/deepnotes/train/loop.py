@@ -3,12 +3,20 @@ torchvision's references/classification):
 
     train_one_epoch(...)   one pass over the shuffled training batches
     evaluate(...)          loss, accuracy and predictions on a fixed set
+    evaluate_segmentation  loss and IoU / Dice / pixel accuracy of masks on a fixed set
     run_training(cfg)      data -> model -> epochs -> checkpoints -> run directory
     fit(cfg)               run_training(cfg).metrics
 
 Everything is seeded: the batch order and augmentation are pure functions of (seed, epoch),
 and the checkpoint holds the torch RNG state (dropout), so 2 epochs == 1 epoch + --resume
 + 1 epoch, bit for bit on the same machine, also when the first run was cut off mid-epoch.
+
+The task comes from the registry entries of the model and the dataset (they must agree).
+Segmentation (masks as labels, deepnotes.train.segmentation) runs through the same loop and
+run directory with three differences: the loss is deepnotes.segment.segmentation_loss, the
+test set is scored by SegmentationMetrics (per-class IoU and Dice, mean IoU, pixel accuracy),
+and accuracies are pixel accuracies. test_accuracy is then the test pixel accuracy, and
+--target-accuracy is a target for the test mean IoU (the headline metric of segmentation).
 """
 
 from __future__ import annotations
@@ -41,8 +49,10 @@ from deepnotes.data.transforms import (
 from deepnotes.errors import UserError
 from deepnotes.fileio import write_json
 from deepnotes.registry import builder_accepts, create_model, get_model_entry
+from deepnotes.segment import SegmentationMetrics, predict_mask, segmentation_loss
 from deepnotes.train import checkpoint as ckpt
 from deepnotes.train import distributed as ddp
+from deepnotes.train import segmentation as seg
 from deepnotes.train import transfer
 from deepnotes.train.config import TrainConfig
 from deepnotes.train.optim import build_optimizer, build_scheduler
@@ -61,6 +71,8 @@ class EpochProgress:
     correct: int = 0
     seen: int = 0
     seconds: float = 0.0
+    per_sample: int = 1  # predictions scored per sample: 1 label, or H * W pixels of a mask
+
 
     @property
     def loss(self) -> float:
@@ -68,7 +80,7 @@ class EpochProgress:
 
     @property
     def accuracy(self) -> float:
-        return self.correct / max(1, self.seen)
+        return self.correct / max(1, self.seen * self.per_sample)
 
 
 @dataclass
@@ -95,12 +107,16 @@ def train_one_epoch(
     should_stop: Callable[[int], bool] = lambda step: False,
     on_flush: Callable[[EpochProgress], None] = lambda p: None,
     flush_every: int = 20,
+    adversarial: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochProgress:
     """Train on the batches of `epoch` from progress.step on; update and return `progress`.
 
     Running sums stay on the device and are read back every `flush_every` steps (no
     per-step host sync); that is also when a non-finite loss is detected. `should_stop(step)`
     is asked after every step; when it says yes the epoch ends early (progress.step tells where).
+    adversarial(x, y), if given, replaces each batch before the step (adversarial training);
+    the loss and accuracy recorded are then those on the adversarial batches.
+    Labels that are masks (B, H, W) are scored per pixel (progress.accuracy = pixel accuracy).
     """
     model.train()
     inner = getattr(model, "module", model)  # DDP wraps the model
@@ -128,6 +144,10 @@ def train_one_epoch(
 
     for x, y in batches.epoch(epoch, start_step=progress.step):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if y.dim() > 1:  # masks: every pixel is a prediction
+            progress.per_sample = y[0].numel()
+        if adversarial is not None:
+            x = adversarial(x, y)
         logits = model(x)
         loss = loss_fn(logits, y)
         for aux in getattr(inner, "aux_outputs", ()):  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
@@ -171,6 +191,31 @@ def evaluate(
         "accuracy": correct / max(1, seen),
         "preds": torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64),
     }
+
+
+@torch.no_grad()
+def evaluate_segmentation(
+    model: nn.Module,
+    batches: TensorBatches,
+    num_classes: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = segmentation_loss,
+    device: torch.device = torch.device("cpu"),
+) -> dict[str, Any]:
+    """Mean loss and the segmentation metrics of all batches (masks as labels), from one pixel
+    confusion matrix over the whole set (deepnotes.segment.SegmentationMetrics): mean_iou,
+    mean_dice, pixel_accuracy (also as "accuracy"), per-class iou and dice (NaN for a class in
+    neither targets nor predictions), and "confusion" (num_classes x num_classes pixel counts)."""
+    model.eval()
+    scores = SegmentationMetrics(num_classes)
+    loss_sum, seen = 0.0, 0
+    for x, y in batches.epoch(0):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss_sum += float(loss_fn(logits, y)) * len(y)
+        scores.update(logits, y)
+        seen += len(y)
+    m = scores.compute()
+    return {"loss": loss_sum / max(1, seen), "accuracy": m["pixel_accuracy"], **m, "confusion": scores.confusion.clone()}
 
 
 # --------------------------------------------------------------------------- building a run
@@ -285,6 +330,10 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
 
 def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
     run_dir = Path(cfg.out_dir)
+    task = seg.check_task(cfg.model, cfg.data)
+    segmentation = task == "segmentation"
+    if segmentation:
+        seg.check_options(cfg)
     threads = cfg.threads or max(1, torch.get_num_threads() // info.local_world_size)
     torch.set_num_threads(threads)
 
@@ -310,7 +359,8 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
         overrides = {k: v for k, v in source["model_args"].items() if k != "num_classes"} | overrides
     model_args, img_size = model_kwargs_for_data(cfg.model, data, overrides, cfg.num_classes)
     source_spec = InputSpec.from_json(source["input"]) if source else None
-    (train_x, train_y), (test_x, test_y), spec, adapt_note = prepare_data(data, img_size, source_spec)
+    prepare = seg.prepare_scenes if segmentation else prepare_data
+    (train_x, train_y), (test_x, test_y), spec, adapt_note = prepare(data, img_size, source_spec)
 
     # -- model (from scratch, or from a trained run with a new head), optimizer, schedule
     torch.manual_seed(cfg.seed)
@@ -322,23 +372,30 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise UserError(f"--freeze {' '.join(cfg.freeze)} leaves nothing to train")
+    pad_to = seg.fit_input(model, cfg.model, cfg.data, data.in_chans, img_size) if segmentation else None
     model.to(info.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net: nn.Module = model
+    core: nn.Module = seg.MirrorPad(model, pad_to) if pad_to else model  # what sees the batches (no DDP)
+    net: nn.Module = core
     if info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(core, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     torch.manual_seed(cfg.seed + info.rank)  # dropout masks differ between ranks
 
-    train_batches = TensorBatches(
+    train_batches = (seg.MaskBatches if segmentation else TensorBatches)(
         train_x, train_y, spec, cfg.batch_size, shuffle=True, seed=cfg.seed, augment=cfg.augment,
         crop_padding=cfg.crop_padding, drop_last=True, rank=info.rank, world_size=info.world_size,
         channels_last=cfg.channels_last,
     )  # fmt: skip
-    test_batches = TensorBatches(test_x, test_y, spec, cfg.eval_batch_size, channels_last=cfg.channels_last)
+    eval_batch = cfg.eval_batch_size
+    if segmentation:  # every pixel has a feature vector: 1000 64x64 scenes through unet_small hold ~2 GB; 2**20 pixels ~0.5 GB
+        eval_batch = min(eval_batch, max(1, 2**20 // (img_size[0] * img_size[1])))
+    test_batches = TensorBatches(test_x, test_y, spec, eval_batch, channels_last=cfg.channels_last)
     optimizer = build_optimizer(cfg, trainable)
     scheduler = build_scheduler(cfg, optimizer, len(train_batches))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loss_fn = segmentation_loss if segmentation else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    num_outputs = model_args["num_classes"]
+    adversarial = _adversarial(cfg, model, spec)
 
     history: list[dict[str, Any]] = []
     first_epoch, progress = 1, EpochProgress()
@@ -357,7 +414,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
     config_json = {
         "deepnotes_version": deepnotes.__version__,
         "torch_version": torch.__version__,
-        "task": "classification",
+        "task": task,
         "model": cfg.model,
         "model_args": _jsonable(model_args),
         "num_params": num_params,
@@ -365,7 +422,8 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
         "dataset": cfg.data,
         "data_source": data.source,
         "classes": list(data.classes),
-        "input": {**spec.to_json(), "data_size": list(data.img_size), "adapted": adapt_note},
+        "input": {**spec.to_json(), "data_size": list(data.img_size), "adapted": adapt_note}
+        | ({"pad_to": list(pad_to) if pad_to else None} if segmentation else {}),
         "train": cfg.to_json(),
         "world_size": info.world_size,
     }
@@ -376,6 +434,12 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
     if cfg.from_run or frozen:
         _log(info, cfg, f"transfer: weights from {cfg.from_run or '-'} (new head); frozen: {', '.join(cfg.freeze) or 'nothing'}; "
              f"{sum(p.numel() for p in trainable):,} parameters train")
+    if adversarial is not None:
+        how = f"{cfg.adv_steps}-step PGD" if cfg.adversarial == "pgd" else "FGSM"
+        _log(info, cfg, f"adversarial training: each batch replaced by its {how} version, eps {cfg.adv_eps:.4g} ({cfg.adv_eps * 255:.3g}/255)")
+    if pad_to:
+        _log(info, cfg, f"{cfg.model} does not predict all of a {img_size[1]}x{img_size[0]} image as it is: each is mirrored "
+             f"out to {pad_to[1]}x{pad_to[0]} (U-Net's overlap-tile) and the output cropped back to {img_size[1]}x{img_size[0]}")
     _log(info, cfg, f"input: {adapt_note}; {len(train_batches)} steps/epoch of {cfg.batch_size}; {threads} threads; -> {run_dir}")
     if state is not None:
         _log(info, cfg, f"resumed from epoch {state['epoch']}" + (f" step {state['step']}" if state["step"] else ""))
@@ -390,9 +454,17 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
             })  # fmt: skip
 
     train_seconds = history[-1]["seconds"] if history else 0.0
+    target_key = "test_mean_iou" if segmentation else "test_accuracy"  # what --target-accuracy is a target for
+    target_name = "test mean IoU" if segmentation else "test accuracy"
     seconds_to_target = next(
-        (h["seconds"] for h in history if cfg.target_accuracy and h["test_accuracy"] >= cfg.target_accuracy), None
+        (h["seconds"] for h in history if cfg.target_accuracy and h[target_key] >= cfg.target_accuracy), None
     )
+
+    def run_evaluation() -> dict[str, Any]:
+        if segmentation:
+            return evaluate_segmentation(core, test_batches, num_outputs, loss_fn, info.device)
+        return evaluate(model, test_batches, loss_fn, info.device)
+
     interrupted, last_eval = False, None
     with _ctrl_c_stops("stopping after this step and saving a checkpoint (Ctrl-C again quits at once)") as ctrl_c:
         for epoch in range(first_epoch, cfg.epochs + 1):
@@ -417,7 +489,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
             try:
                 train_one_epoch(
                     net, train_batches, epoch, optimizer, scheduler, loss_fn, progress,
-                    device=info.device, should_stop=stop_now, on_flush=on_flush,
+                    device=info.device, should_stop=stop_now, on_flush=on_flush, adversarial=adversarial,
                 )  # fmt: skip
             finally:
                 if bar is not None:
@@ -427,7 +499,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
                 interrupted = True
                 break
             ddp.sync_buffers(model, info)
-            last_eval = evaluate(model, test_batches, loss_fn, info.device)
+            last_eval = run_evaluation()
             train_seconds += progress.seconds
             record = {
                 "epoch": epoch,
@@ -439,32 +511,72 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
                 "seconds": train_seconds,
                 "images_per_second": progress.seen * info.world_size / max(progress.seconds, 1e-9),
             }
+            if segmentation:  # test_accuracy above is the pixel accuracy
+                record |= _segmentation_record(last_eval, data.classes)
             history.append(record)
             progress = EpochProgress()
             checkpoint(epoch, 0)
+            if segmentation:
+                scores = (f"test loss {record['test_loss']:.4f}  mIoU {record['test_mean_iou']:.4f}  "
+                          f"Dice {record['test_mean_dice']:.4f}  pixel acc {record['test_accuracy']:.2%}")  # fmt: skip
+            else:
+                scores = f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.2%}"
             _log(
                 info, cfg,
                 f"epoch {epoch:>3}/{cfg.epochs}  loss {record['train_loss']:.4f}  acc {record['train_accuracy']:.2%}  "
-                f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.2%}  "
-                f"{record['images_per_second']:,.0f} img/s  {train_seconds:.1f}s",
+                f"{scores}  {record['images_per_second']:,.0f} img/s  {train_seconds:.1f}s",
             )  # fmt: skip
-            if cfg.target_accuracy and record["test_accuracy"] >= cfg.target_accuracy:
+            if cfg.target_accuracy and record[target_key] >= cfg.target_accuracy:
                 seconds_to_target = train_seconds
-                _log(info, cfg, f"reached test accuracy {cfg.target_accuracy:.2%} after {train_seconds:.1f}s of training")
+                target = f"{cfg.target_accuracy:.4g}" if segmentation else f"{cfg.target_accuracy:.2%}"
+                _log(info, cfg, f"reached {target_name} {target} after {train_seconds:.1f}s of training")
             if ctrl_c.is_set():
                 interrupted = True
                 break
 
     if last_eval is None and history:  # resumed a finished run or stopped early: measure once more
-        last_eval = evaluate(model, test_batches, loss_fn, info.device)
-    metrics = _metrics(cfg, history, train_seconds, seconds_to_target, last_eval, len(data.classes), test_y, interrupted, num_params)
+        last_eval = run_evaluation()
+    if segmentation:
+        metrics = _segmentation_metrics(cfg, history, train_seconds, seconds_to_target, last_eval, data.classes, interrupted, num_params)
+    else:
+        metrics = _metrics(cfg, history, train_seconds, seconds_to_target, last_eval, len(data.classes), test_y, interrupted, num_params)
     if info.is_main:
-        _write_outputs(run_dir, model, metrics, list(data.classes), test_y.numpy(), last_eval)
+        shown = None
+        if segmentation and history:  # a few test scenes for the report: image, ground truth, prediction
+            n = min(len(test_x), MASK_FIGURE_SCENES)
+            shown = (test_x[:n], predict_mask(core, spec.normalize(test_x[:n]).to(info.device)).cpu(), test_y[:n])
+        classes = list(data.classes)
+        if segmentation:  # the pixel confusion matrix has a row per model output
+            classes += [f"class {k}" for k in range(len(classes), num_outputs)]
+        _write_outputs(run_dir, model, metrics, classes, test_y.numpy(), last_eval, masks=shown)
         if interrupted:
             _log(info, cfg, f"interrupted: checkpoint saved; continue with the same command plus --resume (run directory {run_dir})")
+        elif segmentation:
+            _log(info, cfg, f"test mean IoU {metrics['test_mean_iou']:.4f} (Dice {metrics['test_mean_dice']:.4f}, pixel accuracy "
+                 f"{metrics['test_accuracy']:.2%}) after {train_seconds:.1f}s of training; report: {run_dir / 'report.html'}")
         else:
             _log(info, cfg, f"test accuracy {metrics['test_accuracy']:.2%} after {train_seconds:.1f}s of training; report: {run_dir / 'report.html'}")
     return TrainResult(model, metrics, run_dir, interrupted)
+
+
+def _adversarial(cfg: TrainConfig, model: nn.Module, spec: InputSpec) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """The batch -> adversarial batch function of adversarial training, or None.
+
+    The attack runs on the unwrapped model (not the DDP wrapper: its forward would take part in
+    gradient synchronization), in eval mode (adversarial_batch), in pixel space with the run's
+    normalization. PGD's random starts come from the global torch RNG, which the checkpoint
+    saves, so a resumed run sees the same adversarial batches."""
+    if cfg.adversarial == "none":
+        return None
+    from deepnotes.explain.attack import adversarial_batch
+
+    def make(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        adv = adversarial_batch(
+            model, x, y, cfg.adversarial, cfg.adv_eps, mean=spec.mean, std=spec.std, alpha=cfg.adv_alpha, steps=cfg.adv_steps
+        )
+        return adv.contiguous(memory_format=torch.channels_last) if cfg.channels_last else adv
+
+    return make
 
 
 def _metrics(cfg, history, train_seconds, seconds_to_target, last_eval, num_classes, test_y, interrupted, num_params) -> dict[str, Any]:
@@ -487,17 +599,69 @@ def _metrics(cfg, history, train_seconds, seconds_to_target, last_eval, num_clas
     return metrics
 
 
-def _write_outputs(run_dir: Path, model: nn.Module, metrics: dict, classes: list[str], test_y, last_eval) -> None:
+def _segmentation_record(ev: dict[str, Any], classes) -> dict[str, Any]:
+    """The segmentation scores of one evaluation, as metrics.json holds them (classes by name)."""
+    return {
+        "test_mean_iou": ev["mean_iou"],
+        "test_mean_dice": ev["mean_dice"],
+        "test_pixel_accuracy": ev["pixel_accuracy"],
+        "test_iou": seg.by_class(ev["iou"], classes),
+        "test_dice": seg.by_class(ev["dice"], classes),
+    }
+
+
+def _segmentation_metrics(cfg, history, train_seconds, seconds_to_target, last_eval, classes, interrupted, num_params) -> dict[str, Any]:
+    """metrics.json of a segmentation run: _metrics' keys (test_accuracy = pixel accuracy, the
+    confusion matrix counts pixels) plus mean IoU, Dice and per-class IoU / Dice by class name."""
+    metrics: dict[str, Any] = {
+        "task": "segmentation",
+        "target_metric": "test_mean_iou",  # --target-accuracy is compared with it
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "test_loss": history[-1]["test_loss"] if history else None,
+        "test_mean_iou": None,
+        "test_mean_dice": None,
+        "test_pixel_accuracy": None,
+        "best_test_mean_iou": max((h["test_mean_iou"] for h in history), default=None),
+        "best_test_accuracy": max((h["test_accuracy"] for h in history), default=None),
+    }
+    if history:
+        metrics |= {k: v for k, v in history[-1].items() if k in ("test_mean_iou", "test_mean_dice", "test_pixel_accuracy", "test_iou", "test_dice")}
+    metrics |= {
+        "train_seconds": train_seconds,
+        "target_accuracy": cfg.target_accuracy,
+        "seconds_to_target": seconds_to_target,
+        "epochs_completed": len(history),
+        "num_params": num_params,
+        "interrupted": interrupted,
+        "epochs": history,
+    }
+    if last_eval is not None:
+        metrics["confusion"] = last_eval["confusion"].tolist()
+    return metrics
+
+
+MASK_FIGURE_SCENES = 6  # test scenes drawn in masks.png
+
+
+def _write_outputs(run_dir: Path, model: nn.Module, metrics: dict, classes: list[str], test_y, last_eval, masks=None) -> None:
     from deepnotes.report import plot_confusion, plot_curves, write_run_report
 
     ckpt.save_weights(run_dir, model)
     figures = []
+    segmentation = metrics.get("task") == "segmentation"
     if metrics["epochs"]:
         plot_curves(metrics["epochs"], run_dir / "curves.png")
-        figures.append({"path": "curves.png", "caption": "loss and accuracy per epoch"})
+        what = "loss, pixel accuracy and mean IoU" if segmentation else "loss and accuracy"
+        figures.append({"path": "curves.png", "caption": f"{what} per epoch"})
+    if masks is not None:
+        from deepnotes.segment import draw_masks
+
+        draw_masks(*masks, classes, run_dir / "masks.png")
+        figures.append({"path": "masks.png", "caption": f"the first {len(masks[0])} test scenes: image, ground truth, prediction"})
     if "confusion" in metrics:
         plot_confusion(np.array(metrics["confusion"]), classes, run_dir / "confusion.png")
-        figures.append({"path": "confusion.png", "caption": "confusion matrix on the test set (rows: true class)"})
+        where = "the test pixels" if segmentation else "the test set"
+        figures.append({"path": "confusion.png", "caption": f"confusion matrix on {where} (rows: true class)"})
     metrics["figures"] = figures
     write_json(run_dir / "metrics.json", metrics)
     write_run_report(run_dir)

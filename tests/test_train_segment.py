@@ -19,7 +19,7 @@ from deepnotes.data.transforms import InputSpec, TensorBatches
 from deepnotes.errors import UserError
 from deepnotes.registry import DATASETS, register_dataset
 from deepnotes.train import TrainConfig, evaluate_segmentation, fit, run_training
-from deepnotes.train.segmentation import MaskBatches, MirrorPad, fit_input, mirror_pad
+from deepnotes.train.segmentation import MirrorPad, fit_input, mirror_pad
 
 SCENES = "test-scenes"
 TINY_UNET = {"base_width": 4, "depth": 2}  # unet_small's form (same padding, BatchNorm), 4-8-16 channels
@@ -231,15 +231,16 @@ def test_flips_and_crops_move_the_masks():
         return (xb * 0.25 + 0.5).mul(255).round().to(torch.uint8)
 
     for augment in ("flip", "crop", "crop+flip"):
-        batches = MaskBatches(x, y, spec, 32, shuffle=True, seed=3, augment=augment, crop_padding=4)
-        plain = TensorBatches(x, y, spec, 32, shuffle=True, seed=3, augment=augment, crop_padding=4)
+        batches = TensorBatches(x, y, spec, 32, shuffle=True, seed=3, augment=augment, crop_padding=4)
+        labels = torch.zeros(len(x), dtype=torch.int64)  # the same images with class labels, not masks
+        plain = TensorBatches(x, labels, spec, 32, shuffle=True, seed=3, augment=augment, crop_padding=4)
         for epoch in (1, 2):
             for (xb, yb), (xp, _) in zip(batches.epoch(epoch), plain.epoch(epoch)):
                 assert torch.equal(xb, xp)  # the images are augmented exactly as for classification
                 # scenes: thresholding the image at 32 gives the union of the masks, before and after
                 assert torch.equal(pixels(xb)[:, 0] > 32, yb > 0), augment
     # flip alone, in order: each mask is flipped exactly when its image is
-    (xb, yb), = MaskBatches(x, y, spec, len(x), augment="flip").epoch(1)
+    (xb, yb), = TensorBatches(x, y, spec, len(x), augment="flip").epoch(1)
     seen = {"flipped": 0, "kept": 0}
     for i, img in enumerate(pixels(xb)):
         as_is, mirrored = torch.equal(img, x[i]), torch.equal(img, x[i].flip(-1))

@@ -141,18 +141,23 @@ class TensorBatches:
             p = self.crop_padding
             shifts = torch.randint(-p, p + 1, (len(self.x), 2), generator=g)
             flips = torch.rand(len(self.x), generator=g) < 0.5
+        masks = self.y.dim() == 3  # segmentation labels (N, H, W): a mask moves with its image
         for step in range(start_step, len(self)):
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
-            xb = self.x[idx]
+            xb, yb = self.x[idx], self.y[idx]
             if "crop" in self.augment:
                 xb = random_translate(xb, shifts[idx], self.crop_padding)
+                if masks:  # zero fill = background, what lies outside a scene
+                    yb = random_translate(yb[:, None], shifts[idx], self.crop_padding)[:, 0]
             if "flip" in self.augment:
                 f = flips[idx]
                 xb = torch.where(f.view(-1, 1, 1, 1), xb.flip(-1), xb)
+                if masks:
+                    yb = torch.where(f.view(-1, 1, 1), yb.flip(-1), yb)
             xb = self.spec.normalize(xb)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, self.y[idx]
+            yield xb, yb
 
 
 def random_translate(x: torch.Tensor, shifts: torch.Tensor, padding: int) -> torch.Tensor:

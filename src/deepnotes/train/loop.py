@@ -382,7 +382,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
         net = nn.parallel.DistributedDataParallel(core, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     torch.manual_seed(cfg.seed + info.rank)  # dropout masks differ between ranks
 
-    train_batches = (seg.MaskBatches if segmentation else TensorBatches)(
+    train_batches = TensorBatches(  # with masks as labels, crops and flips move the masks too
         train_x, train_y, spec, cfg.batch_size, shuffle=True, seed=cfg.seed, augment=cfg.augment,
         crop_padding=cfg.crop_padding, drop_last=True, rank=info.rank, world_size=info.world_size,
         channels_last=cfg.channels_last,

@@ -5,7 +5,6 @@
     prepare_scenes(data, ...)       uint8 images and uint8 masks (N, H, W) as tensors, the InputSpec
     fit_input(model, ...)           None, or the side the input is mirror-padded to (MirrorPad)
     MirrorPad(model, pad_to)        run a model on images it cannot take as they are
-    MaskBatches                     TensorBatches whose crops and flips move the masks too
 
 Masks stay uint8 in memory (fashion-scenes' 10,000 64x64 masks: 41 MB; as int64 328 MB);
 segmentation_loss and SegmentationMetrics take them as they are (.long() per batch).
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.data.transforms import InputSpec, TensorBatches, _epoch_generator, channel_stats, random_translate
+from deepnotes.data.transforms import InputSpec, channel_stats
 from deepnotes.errors import UserError
 from deepnotes.registry import DATASETS, MODELS
 
@@ -149,36 +148,6 @@ def fit_input(model: nn.Module, model_name: str, data_name: str, in_chans: int, 
 
 
 # --------------------------------------------------------------------------- batches
-
-
-class MaskBatches(TensorBatches):
-    """TensorBatches whose labels are masks (N, H, W): each image's translation ("crop") and
-    horizontal flip are applied to its mask too. Translation fills with zeros: black pixels and
-    background (class 0), which is what lies outside a scene. The random draws are those of
-    TensorBatches (same streams, same order), so a run resumed mid-epoch sees the same batches."""
-
-    def epoch(self, epoch: int, start_step: int = 0):
-        order = self.indices(epoch)
-        shifts = flips = None
-        if self.augment != "none":
-            g = _epoch_generator(self.seed, epoch, 1)
-            p = self.crop_padding
-            shifts = torch.randint(-p, p + 1, (len(self.x), 2), generator=g)
-            flips = torch.rand(len(self.x), generator=g) < 0.5
-        for step in range(start_step, len(self)):
-            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
-            xb, yb = self.x[idx], self.y[idx]
-            if "crop" in self.augment:
-                xb = random_translate(xb, shifts[idx], self.crop_padding)
-                yb = random_translate(yb[:, None], shifts[idx], self.crop_padding)[:, 0]
-            if "flip" in self.augment:
-                f = flips[idx]
-                xb = torch.where(f.view(-1, 1, 1, 1), xb.flip(-1), xb)
-                yb = torch.where(f.view(-1, 1, 1), yb.flip(-1), yb)
-            xb = self.spec.normalize(xb)
-            if self.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, yb
 
 
 # --------------------------------------------------------------------------- metrics

@@ -388,6 +388,19 @@ def test_gradcam_works_on_a_vit_out_of_the_box():
         assert compute_cam(model, x, method).heatmap.shape == (2, 8, 8)
 
 
+@pytest.mark.parametrize("name", ["vit_tiny_28", "vit_ti_16"])
+def test_gradcam_on_the_registered_vits(name):
+    """The deepnotes ViTs (class token, 4x4 and 14x14 patch grids) give a non-zero map out of the box."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, **({"img_size": 224} if name == "vit_ti_16" else {})).eval()
+    size = (28, 28) if name == "vit_tiny_28" else (224, 224)
+    x = _x(1, model.patch_embed.proj.in_channels, *size)
+    r = compute_cam(model, x, "gradcam")
+    assert r.layout == "tokens+cls" and r.layer.endswith("norm1")
+    assert r.heatmap.shape == (1, *size) and float(r.raw.abs().sum()) > 0
+    assert tuple(r.raw.shape[1:]) == tuple(model.patch_embed.grid_size)  # (4, 4) and (14, 14)
+
+
 # --------------------------------------------------------------------------- errors, targets
 
 

@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     cam.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `deepnotes train`")
     cam.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, BMP, GIF, TIFF, WebP)")
     cam.add_argument("--method", default="gradcam", choices=("cam", "gradcam", "gradcam++", "saliency"), help="default: gradcam")
-    cam.add_argument("--layer", metavar="NAME", help="a layer as `deepnotes inspect` names it [the last convolutional stage]")
+    cam.add_argument("--layer", metavar="NAME", help="a layer as `deepnotes inspect` names it [the last convolutional stage; for a ViT the last token layer before attention]")
     cam.add_argument("--class", dest="target", metavar="K", help="explain class K (index or name) [the predicted class]")
     cam.add_argument("--out", default="cam.png", metavar="PNG", help="the figure (default: cam.png)")
     cinv = cam.add_mutually_exclusive_group()
@@ -326,7 +326,8 @@ def cmd_cam(args: argparse.Namespace) -> int:
         raise UserError(str(e).replace("method='", "--method '").replace("--method 'saliency'", "--method saliency")
                         .replace("--method 'gradcam'", "--method gradcam")) from None  # fmt: skip
     if r.layer is not None:
-        how = "--layer" if args.layer else "the last convolutional stage; --layer NAME to choose another"
+        default = "the last token layer that still feeds attention" if r.layout.startswith("tokens") else "the last convolutional stage"
+        how = "--layer" if args.layer else f"{default}; --layer NAME to choose another"
         print(f"{args.method} at layer {r.layer} ({how})")
     else:
         print(f"{args.method}: gradients with respect to the input pixels")

@@ -160,7 +160,7 @@ def render(rows: dict[str, dict], recipe: dict, cmd: str) -> str:
     for m in order:
         r = rows[m]
         lines.append(
-            f"| {r['family']} | `{m}` | {r['test_accuracy']:.2%} | {r['train_seconds'] / 60:.1f} min | {r['params']:,} | "
+            f"| {r['family']} | `{m}` | {r['test_accuracy']:.2%} | {r['train_seconds'] / 60:.1f} min ({r['threads']} thr.) | {r['params']:,} | "
             f"{r['macs'] / 1e6:.1f}M | {r['images_per_second']:,} |"
         )
     if rows:
@@ -180,9 +180,10 @@ def render(rows: dict[str, dict], recipe: dict, cmd: str) -> str:
         for m in order:
             lines += [f"- `{rows[m]['command']}`", "  " + " ".join(f"{a:.3f}" for a in rows[m]["accuracy_per_epoch"])]
         loads = [r["load_average_before"] for r in rows.values() if r.get("load_average_before") is not None]
-        lines += ["", f"Machine: {platform.machine()}, {rows[order[0]]['threads']} threads, torch {torch.__version__}; "
-                  f"load average before each row {min(loads, default=0):.1f}-{max(loads, default=0):.1f} "
-                  "(above ~0.5 other work shared the cores and the seconds are pessimistic)."]  # fmt: skip
+        lines += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+                  f"1-minute load average when each row started {min(loads, default=0):.1f}-{max(loads, default=0):.1f} "
+                  "(the row before counts too: about its thread count means a quiet machine; more means other work "
+                  "shared the cores and the seconds are pessimistic)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

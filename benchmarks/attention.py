@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 
 import torch
+from machine import load_average  # benchmarks/machine.py (the scripts run from this folder)
 
 EMBED_DIM, NUM_HEADS, FFN = 256, 8, 1024
 TOKENS = 4096  # batch * length per step, kept about constant across lengths
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from deepnotes.layers.attention import MultiHeadAttention
     from deepnotes.layers.transformer import TransformerEncoderLayer
 
-    load_start = _load_average()
+    load_start = load_average()
     print(f"attention forward + backward, scratch vs fused: d={EMBED_DIM}, {NUM_HEADS} heads, FFN {FFN}, "
           f"~{TOKENS} tokens per step, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}")  # fmt: skip
     if load_start is not None and load_start > 0.5:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"module": name, "length": L, "batch": batch, "scratch_ms": round(1e3 * t["scratch"], 3),
                          "fused_ms": round(1e3 * t["fused"], 3), "ratio": round(ratio, 3)})  # fmt: skip
             print(f"{name:<14} {L:>5} {batch:>5} {1e3 * t['scratch']:>11.2f} {1e3 * t['fused']:>9.2f} {ratio:>14.2f}", flush=True)
-    load_end = _load_average()
+    load_end = load_average()
     if args.json:
         print(json.dumps({
             "benchmark": "attention",
@@ -104,12 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         }), flush=True)  # fmt: skip
     return 0
 
-
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):  # not on every platform
-        return None
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import load_average  # benchmarks/machine.py (the scripts run from this folder)
 from torch import nn
 
 DATASET = "fashion-mnist"
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_dataset(data_name)
     log(f"time to accuracy on {data!r}: target {target:.0%}, {threads} threads, torch {torch.__version__}")
-    load_start = _load_average()
+    load_start = load_average()
     if load_start is not None and load_start > 0.5:
         # Another process using the cores makes multi-threaded torch ops wait for each other:
         # a 2-thread step can then take 10x longer, at random moments.
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"(b') deepnotes to {target_long:.0%}: {recipe_93}")
         ours_long = train_deepnotes(recipe_93, data_name, target_long, threads, Path(tmp), "to93")
 
-    load_end = _load_average()
+    load_end = load_average()
     ratio = None
     if peer is not None and peer.seconds and ours.seconds is not None:
         ratio = ours.seconds / peer.seconds
@@ -275,12 +275,6 @@ def main(argv: list[str] | None = None) -> int:
         }), flush=True)  # fmt: skip
     return 0
 
-
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):  # not on every platform
-        return None
 
 
 def _round(x: float | None, digits: int = 2) -> float | None:

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import load_average  # benchmarks/machine.py (the scripts run from this folder)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -128,15 +129,9 @@ def measure(model_name: str, recipe: dict, workdir: Path, log=print) -> dict:
         "seconds_per_epoch": [round(e["seconds"], 1) for e in epochs],
         "command": command(model_name, recipe),
         "threads": torch.get_num_threads(),
-        "load_average_before": _load_average(),
+        "load_average_before": load_average(),
     }
 
-
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def render(rows: dict[str, dict], recipe: dict, cmd: str) -> str:
@@ -226,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--throughput-only needs existing rows in {json_path}; missing: {', '.join(missing)}")
         for m in args.models:
             rows[m]["images_per_second"] = round(_throughput_of(m, recipe["data"]))
-            rows[m]["throughput_load_average"] = _load_average()
+            rows[m]["throughput_load_average"] = load_average()
             print(f"{m}: {rows[m]['images_per_second']:,} img/s", flush=True)
         write_json(json_path, {"recipe": recipe, "rows": rows})
         write_text(out / "zoo.md", render(rows, recipe, cmd))

@@ -22,7 +22,7 @@ import sys
 import time
 
 import torch
-from machine import load_average  # benchmarks/machine.py (the scripts run from this folder)
+from machine import busy_warning, load_average, use_threads  # benchmarks/machine.py (the scripts run from this folder)
 
 EMBED_DIM, NUM_HEADS, FFN = 256, 8, 1024
 TOKENS = 4096  # batch * length per step, kept about constant across lengths
@@ -61,16 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.warmup < 0 or min(args.lengths) < 1:
         parser.error("need --repeats >= 1, --warmup >= 0 and lengths >= 1")
 
-    threads = args.threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     from deepnotes.layers.attention import MultiHeadAttention
     from deepnotes.layers.transformer import TransformerEncoderLayer
 
-    load_start = load_average()
     print(f"attention forward + backward, scratch vs fused: d={EMBED_DIM}, {NUM_HEADS} heads, FFN {FFN}, "
           f"~{TOKENS} tokens per step, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}")  # fmt: skip
-    if load_start is not None and load_start > 0.5:
-        print(f"warning: load average {load_start:.2f} before starting: other work is running, timings will be noisy")
+    load_start = busy_warning()
     print(f"{'module':<14} {'L':>5} {'batch':>5} {'scratch ms':>11} {'fused ms':>9} {'scratch/fused':>14}")
     rows = []
     for L in args.lengths:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from machine import load_average  # benchmarks/machine.py (the scripts run from this folder)
+from machine import busy_warning, load_average, use_threads  # benchmarks/machine.py (the scripts run from this folder)
 from torch import nn
 
 DATASET = "fashion-mnist"
@@ -207,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-peer", action="store_true", help="train only deepnotes (ratio: null)")
     args = parser.parse_args(argv)
 
-    threads = args.threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     log = print  # everything goes to stdout; with --json the JSON line comes last
 
     recipe_91, recipe_93 = dict(RECIPE_91), dict(RECIPE_93)
@@ -223,11 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_dataset(data_name)
     log(f"time to accuracy on {data!r}: target {target:.0%}, {threads} threads, torch {torch.__version__}")
-    load_start = load_average()
-    if load_start is not None and load_start > 0.5:
-        # Another process using the cores makes multi-threaded torch ops wait for each other:
-        # a 2-thread step can then take 10x longer, at random moments.
-        log(f"warning: load average {load_start:.2f} before starting: other work is running, timings will be noisy")
+    load_start = busy_warning(log)
 
     peer = None
     if not args.skip_peer:

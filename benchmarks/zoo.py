@@ -21,14 +21,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from machine import load_average  # benchmarks/machine.py (the scripts run from this folder)
+from machine import load_average, train_step_throughput, use_threads  # benchmarks/machine.py (the scripts run from this folder)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -45,9 +43,10 @@ FAMILIES = {
 
 # One recipe for all: one-cycle Nesterov SGD (warm-up over the first quarter from lr/25, cosine to
 # 0), label smoothing 0.1, weight decay 5e-4, random horizontal flips (Fashion-MNIST's items are
-# left-right symmetric enough), batch 128, 10 epochs.
+# left-right symmetric enough), batch 128, 15 epochs (10 left resnet20 at 93.49%, one test image short
+# of the goal; 15 fit in the 15 minutes on 2 cores: 9.4 min).
 RECIPE = dict(
-    data="fashion-mnist", epochs=10, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9, nesterov=True,
+    data="fashion-mnist", epochs=15, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9, nesterov=True,
     weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="flip", seed=0,
 )  # fmt: skip
 GOAL = 0.935  # the best family, within GOAL_SECONDS of training on 2 cores
@@ -65,25 +64,6 @@ def command(model: str, recipe: dict) -> str:
     return " ".join(parts)
 
 
-def throughput(model: torch.nn.Module, input_size: tuple[int, ...], batch: int = 128, steps: int = 6) -> float:
-    """Images/s of forward + backward + SGD step on random data (channels_last, as training runs)."""
-    model = model.to(memory_format=torch.channels_last).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, *input_size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
-    times = []
-    for i in range(steps + 2):
-        t = time.perf_counter()
-        out = model(x)
-        loss = torch.nn.functional.cross_entropy(out, y) + sum(a.float().mean() * 0 for a in getattr(model, "aux_outputs", []))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 2:  # the first steps allocate and pick kernels
-            times.append(time.perf_counter() - t)
-    return batch / statistics.median(times)
-
-
 def _throughput_of(model_name: str, data_name: str) -> float:
     from deepnotes.data import load_dataset
     from deepnotes.registry import create_model
@@ -92,7 +72,7 @@ def _throughput_of(model_name: str, data_name: str) -> float:
     data = load_dataset(data_name, download=False)
     kwargs, img_size = model_kwargs_for_data(model_name, data, {})
     torch.manual_seed(0)
-    return throughput(create_model(model_name, **kwargs), (data.in_chans, *img_size))
+    return train_step_throughput(create_model(model_name, **kwargs), (data.in_chans, *img_size))
 
 
 def measure(model_name: str, recipe: dict, workdir: Path, log=print) -> dict:
@@ -108,7 +88,7 @@ def measure(model_name: str, recipe: dict, workdir: Path, log=print) -> dict:
     torch.manual_seed(0)
     model = create_model(model_name, **kwargs)
     summary = summarize(model, input_size)
-    ips = throughput(model, input_size)
+    ips = train_step_throughput(model, input_size)
     log(f"{model_name}: {summary.total_params:,} parameters, {summary.total_macs / 1e6:.1f}M MACs/image, {ips:,.0f} img/s fwd+bwd")
     cfg = TrainConfig(model=model_name, out=str(workdir / model_name), progress=True, **recipe)
     metrics = fit(cfg)
@@ -193,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-measure only the img/s column of existing rows (e.g. on a quiet machine)")  # fmt: skip
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    use_threads(args.threads)
     recipe = dict(RECIPE)
     if args.quick:
         recipe.update(data="digits", epochs=1, batch_size=64)

@@ -43,3 +43,33 @@ def test_zoo_rejects_an_unknown_model(tmp_path):
 
     with pytest.raises(UserError, match="vgg_small"):
         _load("zoo").main(["--quick", "--models", "vgg_smal", "--out", str(tmp_path)])
+
+
+def test_precision_benchmark_prints_both_speeds_and_their_ratio(capsys):
+    precision = _load("precision")
+    args = ["--models", "resnet20", "unet_small", "--batch-size", "2", "--steps", "1", "--rounds", "1", "--threads", "1", "--json"]
+    assert precision.main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["model"] for r in result["rows"]] == ["resnet20", "unet_small"]
+    for r in result["rows"]:
+        assert r["fp32_images_per_second"] > 0 and r["bf16_images_per_second"] > 0
+        assert r["speedup"] == pytest.approx(r["bf16_images_per_second"] / r["fp32_images_per_second"], rel=1e-2)
+
+
+def test_precision_benchmark_passes_model_options(capsys, monkeypatch):
+    precision = _load("precision")
+    built = []
+    real = precision.compare
+    monkeypatch.setattr(precision, "compare", lambda name, *a: built.append(a[-1]) or real(name, *a))
+    args = ["--models", "vit_tiny_28", "--model-arg", "fused_attention=true", "--batch-size", "2", "--steps", "1", "--rounds", "1",
+            "--threads", "1", "--json"]  # fmt: skip
+    assert precision.main(args) == 0
+    assert built == [{"fused_attention": True}]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model_args"] == {"fused_attention": True}
+
+
+def test_precision_benchmark_rejects_an_unknown_model():
+    from deepnotes.errors import UserError
+
+    with pytest.raises(UserError, match="vit_tiny_28"):
+        _load("precision").main(["--models", "vit_tiny28"])

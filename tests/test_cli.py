@@ -63,6 +63,19 @@ def test_wrong_data_dir(capsys, tmp_path):
 def test_bad_numbers(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "mlp", "--epochs", "0", "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "--epochs")
+    code, _, err = run_cli(capsys, "train", "mlp", "--augment", "crop", "--crop-padding", "0", "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "--crop-padding", "got 0")
+    code, _, err = run_cli(capsys, "train", "mlp", "--crop-padding", "2", "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "--crop-padding applies to --augment crop", "got --augment none")
+
+
+def test_crop_padding_and_precision_reach_the_run(capsys, tmp_path):
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "train", "mlp", "--epochs", "1", "--augment", "crop", "--crop-padding", "1",
+                           "--precision", "bf16", "--out", str(out), "--quiet")  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert saved["crop_padding"] == 1 and saved["augment"] == "crop" and saved["precision"] == "bf16"
 
 
 @pytest.fixture(scope="module")

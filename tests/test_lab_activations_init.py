@@ -4,7 +4,7 @@ and write their files; the opposite evidence flips the verdict; the judges on ha
 
 import pytest
 import torch
-from labcheck import check_opposite_flips, check_quick_run, quiet
+from labcheck import claim_tests, quiet
 
 import deepnotes.lab.activations as act
 import deepnotes.lab.init as ini
@@ -22,19 +22,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("lab")
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    check_quick_run(cid, CASES[cid][0], out)
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_opposite_evidence_flips_the_verdict(cid, out):
-    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
+out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
 
 
 def test_runs_are_deterministic(tmp_path):

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from labcheck import check_opposite_flips, check_quick_run, quiet
+from labcheck import claim_tests, quiet
 
 from deepnotes.lab import attention as lab
 from deepnotes.lab import run_experiment
@@ -22,15 +22,8 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("lab_attention")
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    result = check_quick_run(cid, CASES[cid][0], out)
-    n = result["numbers"]
+def check_numbers(cid: str, n: dict) -> None:
+    """Further checks on a quick run's numbers."""
     if cid == "C29":
         assert n["shapes"]["patches"] == [196, 768] and n["shapes"]["with class token"] == [197, 768]
         assert n["other_models"] == {"vit_s_16": [197, 384], "vit_ti_16": [197, 192]}
@@ -41,9 +34,7 @@ def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
         assert n["vit"]["min_support"] == 1.0
 
 
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_opposite_evidence_flips_the_verdict(cid, out):
-    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
+out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES, check_numbers)
 
 
 def test_a_patch_that_does_not_divide_the_image_pads_it(tmp_path):

@@ -6,7 +6,7 @@ judges on hand-made numbers."""
 import numpy as np
 import pytest
 import torch
-from labcheck import check_opposite_flips, check_quick_run, quiet
+from labcheck import claim_tests, quiet
 from torch import nn
 
 from deepnotes.lab import cnn, run_experiment
@@ -21,19 +21,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("lab_cnn")
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    check_quick_run(cid, CASES[cid][0], out)
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_opposite_evidence_flips_the_verdict(cid, out):
-    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
+out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
 
 
 def test_dilated_stacks_see_more_than_the_claim(tmp_path):

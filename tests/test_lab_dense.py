@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from labcheck import check_opposite_flips, check_quick_run
+from labcheck import claim_tests
 from torch import nn
 
 from deepnotes.lab import dense
@@ -20,24 +20,15 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("lab_dense")
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    result = check_quick_run(cid, CASES[cid][0], out)
-    n = result["numbers"]
+def check_numbers(cid: str, n: dict) -> None:
+    """Further checks on a quick run's numbers."""
     if cid == "C25":
         assert n["equal"]["max_abs_diff"] <= dense.C25_TOLERANCE and n["score_map"]["grid"] == [17, 17]
     else:
         assert all(0 < r[m]["mse"] for r in n["reconstruction"].values() for m in dense.C48_METHODS)
 
 
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_opposite_evidence_flips_the_verdict(cid, out):
-    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
+out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES, check_numbers)
 
 
 # ---------------------------------------------------------------- C25 pieces

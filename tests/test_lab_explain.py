@@ -5,7 +5,7 @@ the pieces by hand; the judges on hand-made numbers."""
 import numpy as np
 import pytest
 import torch
-from labcheck import check_opposite_flips, check_quick_run
+from labcheck import claim_tests
 from torch import nn
 
 from deepnotes.data.transforms import random_rotate
@@ -21,19 +21,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("lab_explain")
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_quick_run_gives_the_claimed_verdict_and_writes_its_files(cid, out):
-    check_quick_run(cid, CASES[cid][0], out)
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_opposite_evidence_flips_the_verdict(cid, out):
-    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
+out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
 
 
 # ---------------------------------------------------------------- pieces by hand

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from labcheck import check_opposite_flips, check_quick_run
+from labcheck import claim_tests
 
 import deepnotes.lab.normalization as norm
 import deepnotes.lab.optimization as optim_lab
@@ -24,19 +24,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("lab")
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_quick_run_verdict_and_files(cid, out):
-    check_quick_run(cid, CASES[cid][0], out)
-
-
-@pytest.mark.parametrize("cid", sorted(CASES))
-def test_opposite_evidence_flips_verdict(cid, out):
-    check_opposite_flips(cid, CASES[cid][0], CASES[cid][1], out)
+out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -177,3 +177,39 @@ def test_auxiliary_outputs_join_the_loss(tmp_path):
     start = _WithAux().aux.weight.detach().clone()
     r = run_training(cfg(tmp_path, model=name, epochs=1))
     assert not torch.equal(r.model.aux.weight, start)
+
+
+class _DtypeWatch(torch.nn.Module):
+    """A two-layer MLP that records the dtype its hidden layer computes in, by mode."""
+
+    seen: dict = {}
+
+    def __init__(self, num_classes=10, in_chans=1, img_size=(8, 8)):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(in_chans * img_size[0] * img_size[1], 64)
+        self.fc2 = torch.nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        h = self.fc1(x.flatten(1))
+        _DtypeWatch.seen.setdefault("train" if self.training else "eval", set()).add(h.dtype)
+        return self.fc2(torch.relu(h))
+
+
+def test_bf16_runs_the_training_forward_in_bfloat16_and_keeps_float32_weights(tmp_path):
+    """--precision bf16: linear layers compute in bfloat16 in training steps (autocast), never in
+    the fp32 evaluation; the weights stay float32 and the run still learns digits."""
+    if "test-dtype-watch" not in MODELS:
+        register_model("test-dtype-watch", _DtypeWatch, description="test only", input_size=(1, 8, 8))
+    _DtypeWatch.seen.clear()
+    m = fit(cfg(tmp_path, model="test-dtype-watch", epochs=3, lr=3e-3, precision="bf16"))
+    assert _DtypeWatch.seen == {"train": {torch.bfloat16}, "eval": {torch.float32}}
+    assert all(w.dtype == torch.float32 for w in weights(tmp_path / "run").values())
+    assert m["test_accuracy"] > 0.85  # as the fp32 MLP in test_run_directory_holds_everything
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"
+    with pytest.raises(UserError, match="precision"):
+        fit(cfg(tmp_path, model="test-dtype-watch", epochs=4, resume=True))  # may not silently switch to fp32
+
+
+def test_unknown_precision_is_refused_with_the_choices(tmp_path):
+    with pytest.raises(UserError, match="unknown precision 'fp16'; choose one of fp32, bf16"):
+        cfg(tmp_path, precision="fp16")

@@ -175,6 +175,25 @@ def test_global_pool_avg_uses_the_patch_tokens():
         _small(global_pool="max")
 
 
+def test_fused_attention_option_gives_the_same_model_on_the_fused_path(monkeypatch):
+    """fused_attention=True: the same weights and outputs (to float32 tolerance) as the scratch
+    path, and the attention layers really call F.scaled_dot_product_attention."""
+    torch.manual_seed(0)
+    scratch = create_model("vit_tiny_28", fused_attention=False).eval()
+    torch.manual_seed(0)
+    fused = create_model("vit_tiny_28", fused_attention=True).eval()
+    x = torch.randn(3, 1, 28, 28)
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out_fused = fused(x)
+    assert len(calls) == 6  # one per layer
+    torch.testing.assert_close(out_fused, scratch(x), **TOL)
+    assert len(calls) == 6  # the scratch model never takes it
+    assert all(torch.equal(a, b) for a, b in zip(fused.state_dict().values(), scratch.state_dict().values()))
+    assert len(attention_maps(fused, x)) == 6  # maps come from the scratch path all the same
+
+
 # --------------------------------------------------------------------------- explanations
 
 

@@ -12,7 +12,7 @@ from dataclasses import MISSING, fields
 
 from deepnotes import __version__
 from deepnotes.errors import UserError
-from deepnotes.train.config import ADVERSARIAL, AUGMENTS, DEFAULT_LR, SCHEDULES, TrainConfig
+from deepnotes.train.config import ADVERSARIAL, AUGMENTS, DEFAULT_LR, PRECISIONS, SCHEDULES, TrainConfig
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float, help=f"linear LR warmup, in epochs [{d['warmup_epochs']}]")
     t.add_argument("--label-smoothing", type=float, help=f"cross-entropy label smoothing [{d['label_smoothing']}]")
     t.add_argument("--augment", choices=AUGMENTS, help=f"training augmentation; segmentation moves the masks too [{d['augment']}]")
+    t.add_argument("--crop-padding", type=int, metavar="P", help="crop: shift by up to P pixels each way, zero-filled [image side // 8]")
     t.add_argument("--seed", type=int, help=f"random seed [{d['seed']}]")
     t.add_argument(
         "--adversarial", choices=ADVERSARIAL,
@@ -90,10 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--freeze", action="append", metavar="MODULE", help="keep a module fixed, e.g. features (repeatable)")
     t.add_argument("--num-classes", type=int, metavar="K", help="classifier outputs [the dataset's classes]")
     t.add_argument(
-        "--model-arg", dest="model_args", action="append", type=_model_arg, metavar="KEY=VALUE",
+        "--model-arg", dest="model_args", action="append", type=parse_model_arg, metavar="KEY=VALUE",
         help="a model option, e.g. width=0.5 or stages=[[32],[64]] (repeatable; values in JSON)",
     )  # fmt: skip
     t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
+    t.add_argument(
+        "--precision", choices=PRECISIONS,
+        help=f"bf16: mixed precision (autocast) for the training steps, faster on CPUs with AVX512-BF16/AMX and recent GPUs [{d['precision']}]",
+    )  # fmt: skip
     t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None, help="keep the NCHW memory layout")
     t.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress output")
 
@@ -248,7 +253,8 @@ def _attack_methods(text: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def _model_arg(text: str) -> tuple[str, object]:
+def parse_model_arg(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (key, value): the value as JSON if it parses, else the plain string."""
     import json
 
     key, sep, value = text.partition("=")

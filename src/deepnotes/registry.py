@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
 from deepnotes.errors import UserError
@@ -127,6 +127,24 @@ def register_model(
         task=task,
     )
     return MODELS.add(name, entry)
+
+
+def register_variants(
+    builder: Callable[..., Any], variants: dict[str, tuple[Any, int, tuple[int, int, int], str]], *, paper: str,
+    img_size: bool = False, **common: Any,
+) -> None:
+    """Register every variant of a family. `variants` maps name -> (config dataclass, parameter
+    count as registered, (in_chans, H, W), description); the variant is builder(**asdict(config),
+    num_classes=..., in_chans=..., **common): 1000 classes for ImageNet-sized inputs (>= 224 px),
+    10 for the small ones (Fashion-MNIST, CIFAR). img_size=True also passes img_size=(H, W).
+    Every variant accepts other input sizes (fixed_input_size=False)."""
+    for name, (cfg, count, input_size, description) in variants.items():
+        sizes = {"img_size": tuple(input_size[1:])} if img_size else {}
+        register_model(
+            name, builder, description=description, paper=paper, num_params=count, input_size=input_size,
+            fixed_input_size=False, num_classes=1000 if min(input_size[1:]) >= 224 else 10, in_chans=input_size[0],
+            **sizes, **common, **asdict(cfg),
+        )  # fmt: skip
 
 
 def get_model_entry(name: str) -> ModelEntry:

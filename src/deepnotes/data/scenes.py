@@ -2,7 +2,7 @@
 per-pixel masks and boxes (known by construction, not annotated).
 
     data = load_dataset("fashion-scenes")      # -> SceneDataset (Fashion-MNIST items, 64x64)
-    data.train_x, data.train_y                 # (10000, 1, 64, 64) uint8, (10000, 64, 64) uint8 masks
+    data.train_x, data.train_y                 # (30000, 1, 64, 64) uint8, (30000, 64, 64) uint8 masks
     data.train_boxes[i]                        # (n_i, 5) int64: x0, y0, x1, y1, class
     scenes = generate_scenes(load_dataset("digits"), 100, canvas=64, scale=3, seed=0)
 
@@ -289,13 +289,16 @@ def make_scene_dataset(
 # --------------------------------------------------------------------------- registered loaders
 
 # The registered forms: 64x64 canvases (what unet_small and fcn*_small are shaped for), 1 to 3
-# items, no overlap. 10,000 / 2,000 scenes: the masks hold ~16M labelled pixels of training data.
-FASHION_SCENES = dict(n_train=10_000, n_test=2_000, canvas=64, items_per_scene=(1, 3), overlap=0.0, seed=0, threshold=32)
+# items, no overlap. fashion-scenes has 30,000 train scenes (~60,000 item placements drawn from
+# the 60,000 training items, ~123M labelled pixels): with 10,000 (~20,000 items) unet_small
+# memorised its training scenes (train loss 0.02 against test 0.08 after 18 epochs, test mean IoU
+# stuck near 0.82), and more scenes per epoch cost nothing but memory. 2,000 test scenes.
+FASHION_SCENES = dict(n_train=30_000, n_test=2_000, canvas=64, items_per_scene=(1, 3), overlap=0.0, seed=0, threshold=32)
 DIGIT_SCENES = dict(n_train=2_000, n_test=500, canvas=64, items_per_scene=(1, 3), overlap=0.0, seed=0, threshold=32, scale=3)
 
 
 def load_fashion_scenes(data_dir=None, download=True) -> SceneDataset:
-    """Fashion-MNIST items (28x28) on 64x64 canvases: 10,000 train / 2,000 test scenes, 11 classes."""
+    """Fashion-MNIST items (28x28) on 64x64 canvases: 30,000 train / 2,000 test scenes, 11 classes."""
     from deepnotes.data.datasets import load_fashion_mnist
 
     return make_scene_dataset(load_fashion_mnist(data_dir, download), name="fashion-scenes", **FASHION_SCENES)
@@ -310,7 +313,7 @@ def load_digit_scenes(data_dir=None, download=True) -> SceneDataset:
 
 register_dataset(
     "fashion-scenes", load_fashion_scenes, task="segmentation",
-    description="1-3 Fashion-MNIST items on 64x64 canvases, exact masks and boxes, 10k/2k, 10 classes + background",
+    description="1-3 Fashion-MNIST items on 64x64 canvases, exact masks and boxes, 30k/2k, 10 classes + background",
 )  # fmt: skip
 register_dataset(
     "digit-scenes", load_digit_scenes, task="segmentation",

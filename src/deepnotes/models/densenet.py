@@ -45,12 +45,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import register_variants
 
 PAPER = 'Huang, Liu, van der Maaten & Weinberger 2016, "Densely Connected Convolutional Networks", arXiv:1608.06993'
 
@@ -261,16 +261,4 @@ VARIANTS: dict[str, tuple[DenseNetConfig, int, tuple[int, int, int], str]] = {
     "densenet_small": (_cifar_bc(40), 176_122, _CIFAR, "CIFAR DenseNet-BC (L=40, k=12): three blocks of 6 layers, CPU-sized"),
 }
 
-for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _densenet,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=False,
-        num_classes=1000 if _input_size == _IMAGENET else 10,
-        in_chans=_input_size[0],
-        **asdict(_cfg),
-    )
+register_variants(_densenet, VARIANTS, paper=PAPER)

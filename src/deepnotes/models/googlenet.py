@@ -66,14 +66,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import register_variants
 
 PAPER = 'Szegedy et al. 2014, "Going Deeper with Convolutions", arXiv:1409.4842'
 
@@ -390,16 +390,4 @@ VARIANTS: dict[str, tuple[GoogLeNetConfig, int, tuple[int, int, int], str]] = {
     ),
 }
 
-for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _googlenet,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=False,
-        num_classes=1000 if _input_size[0] == 3 else 10,
-        in_chans=_input_size[0],
-        **asdict(_cfg),
-    )
+register_variants(_googlenet, VARIANTS, paper=PAPER)

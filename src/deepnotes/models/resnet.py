@@ -58,13 +58,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import register_variants
 
 PAPER = 'He, Zhang, Ren & Sun 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385'
 
@@ -348,16 +348,4 @@ VARIANTS: dict[str, tuple[ResNetConfig, int, tuple[int, int, int], str]] = {
     "plain56": (_cifar(56, residual=False), 853_018, _CIFAR, "CIFAR plain-56: ResNet-56 without shortcuts (figure 6)"),
 }
 
-for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _resnet,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=False,
-        num_classes=1000 if _input_size == _IMAGENET else 10,
-        in_chans=_input_size[0],
-        **asdict(_cfg),
-    )
+register_variants(_resnet, VARIANTS, paper=PAPER)

@@ -47,13 +47,13 @@ and to 93% at width 1 (6-7 epochs).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import register_variants
 
 PAPER = 'Simonyan & Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition", arXiv:1409.1556'
 
@@ -261,16 +261,4 @@ VARIANTS: dict[str, tuple[VGGConfig, int, tuple[int, int, int], str]] = {
     ),
 }
 
-for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _vgg,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=False,
-        num_classes=1000 if _input_size[0] == 3 else 10,
-        in_chans=_input_size[0],
-        **asdict(_cfg),
-    )
+register_variants(_vgg, VARIANTS, paper=PAPER)

@@ -64,14 +64,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.layers.transformer import TransformerEncoderLayer
-from deepnotes.registry import register_model
+from deepnotes.registry import register_variants
 
 PAPER = (
     'Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale", '
@@ -280,12 +280,21 @@ def _vit(
     mlp_ratio: float = 4.0,
     drop_rate: float = 0.0,
     global_pool: str = "token",
+    fused_attention: bool | None = None,
 ) -> ViT:
+    """fused_attention: True runs every attention layer on F.scaled_dot_product_attention (e.g.
+    `deepnotes train vit_b_16 --model-arg fused_attention=true`; it pays for long sequences, see
+    benchmarks/attention.py, but not for vit_tiny_28's 17 tokens on a CPU: benchmarks/precision.py),
+    False on the scratch softmax, None follows deepnotes.layers.attention.use_fused. The weights are
+    the same either way, and record_attention (maps, rollout) takes the scratch path regardless."""
     cfg = ViTConfig(
         patch_size=int(patch_size), embed_dim=int(embed_dim), depth=int(depth), num_heads=int(num_heads),
         mlp_ratio=float(mlp_ratio), drop_rate=float(drop_rate), global_pool=global_pool,
     )  # fmt: skip
-    return ViT(cfg, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+    model = ViT(cfg, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+    for block in model.blocks:
+        block.self_attn.fused = fused_attention
+    return model
 
 
 # --------------------------------------------------------------------------- variants
@@ -302,17 +311,4 @@ VARIANTS: dict[str, tuple[ViTConfig, int, tuple[int, int, int], str]] = {
     "vit_tiny_28": (ViTConfig(7, 96, 6, 4, mlp_ratio=2.0), 456_394, _FMNIST, "small ViT for 28x28: 7x7 patches (16 + 1 tokens), D=96, 6 layers, 4 heads"),
 }
 
-for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _vit,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=False,
-        num_classes=1000 if _input_size == _IMAGENET else 10,
-        in_chans=_input_size[0],
-        img_size=_input_size[1:],
-        **asdict(_cfg),
-    )
+register_variants(_vit, VARIANTS, paper=PAPER, img_size=True)

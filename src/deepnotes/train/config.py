@@ -17,6 +17,10 @@ DEFAULT_LR = {
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
 AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms
 ADVERSARIAL = ("none", "fgsm", "pgd")  # adversarial training (Madry et al. 2017), see deepnotes.explain.attack
+# Mixed precision: bf16 runs the forward pass under torch.autocast (matmuls and convolutions in
+# bfloat16, weights, gradients and the optimizer in float32; no loss scaling needed: bf16 has
+# float32's exponent range). Fast on CPUs with AVX512-BF16/AMX and on GPUs from Ampere on.
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -36,7 +40,7 @@ class TrainConfig:
     gamma: float = 0.7  # decay factor for "step" and "exponential"
     label_smoothing: float = 0.0
     augment: str = "none"
-    crop_padding: int | None = None
+    crop_padding: int | None = None  # None: image side // 8 (3 pixels for 28x28)
     channels_last: bool = True
     threads: int | None = None  # None: all cores (divided among local processes under DDP)
     seed: int = 0
@@ -58,6 +62,7 @@ class TrainConfig:
     adv_eps: float = 8 / 255
     adv_steps: int = 7
     adv_alpha: float | None = None
+    precision: str = "fp32"  # of training steps; the test set is always scored in fp32
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -66,6 +71,8 @@ class TrainConfig:
             raise UserError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
         if self.adversarial not in ADVERSARIAL:
             raise UserError(f"unknown adversarial training {self.adversarial!r}; choose one of {', '.join(ADVERSARIAL)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         checks = [
@@ -78,6 +85,11 @@ class TrainConfig:
             ),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.crop_padding is None or self.crop_padding >= 1, f"--crop-padding must be >= 1 pixel, got {self.crop_padding}"),
+            (
+                self.crop_padding is None or "crop" in self.augment,
+                f"--crop-padding applies to --augment crop or crop+flip, got --augment {self.augment}",
+            ),
             (self.num_classes is None or self.num_classes >= 1, f"--num-classes must be >= 1, got {self.num_classes}"),
             (
                 0 <= self.adv_eps <= 1,

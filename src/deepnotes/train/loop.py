@@ -57,6 +57,8 @@ from deepnotes.train import transfer
 from deepnotes.train.config import TrainConfig
 from deepnotes.train.optim import build_optimizer, build_scheduler
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16}  # TrainConfig.precision -> torch.autocast dtype
+
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -108,6 +110,7 @@ def train_one_epoch(
     on_flush: Callable[[EpochProgress], None] = lambda p: None,
     flush_every: int = 20,
     adversarial: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> EpochProgress:
     """Train on the batches of `epoch` from progress.step on; update and return `progress`.
 
@@ -116,6 +119,7 @@ def train_one_epoch(
     is asked after every step; when it says yes the epoch ends early (progress.step tells where).
     adversarial(x, y), if given, replaces each batch before the step (adversarial training);
     the loss and accuracy recorded are then those on the adversarial batches.
+    autocast_dtype (e.g. torch.bfloat16) runs forward and loss under torch.autocast (mixed precision).
     Labels that are masks (B, H, W) are scored per pixel (progress.accuracy = pixel accuracy).
     """
     model.train()
@@ -148,10 +152,11 @@ def train_one_epoch(
             progress.per_sample = y[0].numel()
         if adversarial is not None:
             x = adversarial(x, y)
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        for aux in getattr(inner, "aux_outputs", ()):  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
-            loss = loss + inner.aux_weight * loss_fn(aux, y)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            for aux in getattr(inner, "aux_outputs", ()):  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
+                loss = loss + inner.aux_weight * loss_fn(aux, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -490,6 +495,7 @@ def _run(cfg: TrainConfig, info: ddp.DistInfo, should_stop) -> TrainResult:
                 train_one_epoch(
                     net, train_batches, epoch, optimizer, scheduler, loss_fn, progress,
                     device=info.device, should_stop=stop_now, on_flush=on_flush, adversarial=adversarial,
+                    autocast_dtype=AUTOCAST_DTYPES[cfg.precision],
                 )  # fmt: skip
             finally:
                 if bar is not None:

@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
     t.add_argument(
         "--precision", choices=PRECISIONS,
-        help=f"bf16: mixed precision (autocast) for the training steps, faster on CPUs with AVX512-BF16/AMX and recent GPUs [{d['precision']}]",
+        help=f"bf16: mixed precision (autocast) for the training steps; often faster on CPUs with AVX512-BF16/AMX and "
+        f"recent GPUs, but measure (benchmarks/precision.py) [{d['precision']}]",
     )  # fmt: skip
     t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None, help="keep the NCHW memory layout")
     t.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress output")

@@ -19,7 +19,8 @@ AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transform
 ADVERSARIAL = ("none", "fgsm", "pgd")  # adversarial training (Madry et al. 2017), see deepnotes.explain.attack
 # Mixed precision: bf16 runs the forward pass under torch.autocast (matmuls and convolutions in
 # bfloat16, weights, gradients and the optimizer in float32; no loss scaling needed: bf16 has
-# float32's exponent range). Fast on CPUs with AVX512-BF16/AMX and on GPUs from Ampere on.
+# float32's exponent range). Usually faster on CPUs with AVX512-BF16/AMX and on GPUs from Ampere on,
+# but not for every op (large transposed convolutions: benchmarks/precision.py).
 PRECISIONS = ("fp32", "bf16")
 
 

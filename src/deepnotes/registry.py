@@ -131,11 +131,11 @@ def register_model(
 
 def register_variants(
     builder: Callable[..., Any], variants: dict[str, tuple[Any, int, tuple[int, int, int], str]], *, paper: str,
-    img_size: bool = False, **common: Any,
+    img_size: bool = False,
 ) -> None:
     """Register every variant of a family. `variants` maps name -> (config dataclass, parameter
     count as registered, (in_chans, H, W), description); the variant is builder(**asdict(config),
-    num_classes=..., in_chans=..., **common): 1000 classes for ImageNet-sized inputs (>= 224 px),
+    num_classes=..., in_chans=...): 1000 classes for ImageNet-sized inputs (>= 224 px),
     10 for the small ones (Fashion-MNIST, CIFAR). img_size=True also passes img_size=(H, W).
     Every variant accepts other input sizes (fixed_input_size=False)."""
     for name, (cfg, count, input_size, description) in variants.items():
@@ -143,7 +143,7 @@ def register_variants(
         register_model(
             name, builder, description=description, paper=paper, num_params=count, input_size=input_size,
             fixed_input_size=False, num_classes=1000 if min(input_size[1:]) >= 224 else 10, in_chans=input_size[0],
-            **sizes, **common, **asdict(cfg),
+            **sizes, **asdict(cfg),
         )  # fmt: skip
 
 

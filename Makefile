@@ -33,7 +33,7 @@ lint: setup
 # The lab at full size; writes docs/lab/ (figures, result.json) and docs/lab.md.
 lab: setup
 	$(VENV)/bin/deepnotes lab run all --out docs/lab
-	$(VENV)/bin/deepnotes lab report --out docs/lab --markdown docs/lab.md
+	$(VENV)/bin/deepnotes lab report docs/lab --markdown docs/lab.md
 
 bench: setup
 	$(PY) benchmarks/time_to_accuracy.py --json

@@ -25,7 +25,7 @@ import sys
 import torch
 from machine import busy_warning, load_average, train_step_throughput, use_threads  # benchmarks/machine.py
 
-from deepnotes.cli import parse_model_arg  # the parser of `deepnotes train --model-arg`
+from deepnotes.cli.common import parse_model_arg  # the parser of `deepnotes train --model-arg`
 
 # model -> batch size (the one its recipe trains with)
 MODELS = {"resnet20": 128, "vgg_small": 128, "vit_tiny_28": 128, "unet_small": 32}
@@ -33,7 +33,7 @@ MODELS = {"resnet20": 128, "vgg_small": 128, "vit_tiny_28": 128, "unet_small": 3
 
 def compare(name: str, batch: int, steps: int, rounds: int, model_args: dict | None = None) -> dict[str, float]:
     """Median images/s over `rounds` alternating fp32 / bf16 measurements of one model."""
-    from deepnotes.registry import create_model, get_model_entry
+    from deepnotes.models import create_model, get_model_entry
 
     entry = get_model_entry(name)
     masks = entry.task == "segmentation"
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or (args.batch_size is not None and args.batch_size < 1):
         parser.error("need --steps >= 1, --rounds >= 1 and --batch-size >= 1")
-    from deepnotes.registry import get_model_entry
+    from deepnotes.models import get_model_entry
 
     for name in args.models:
         get_model_entry(name)  # an unknown name fails here, with the close matches

@@ -150,7 +150,8 @@ def train_peer(data, target: float, max_epochs: int, seed: int = 1, log=print) -
 
 def train_deepnotes(recipe: dict, data_name: str, target: float, threads: int, out_root: Path, tag: str) -> Outcome:
     """Run deepnotes.train.fit on `recipe` until `target`; read the first epoch that reached it."""
-    from deepnotes.train import TrainConfig, fit
+    from deepnotes.tasks import fit
+    from deepnotes.train import TrainConfig
 
     cfg = TrainConfig(
         **recipe, data=data_name, threads=threads, seed=0, target_accuracy=target,
@@ -167,8 +168,8 @@ def train_deepnotes(recipe: dict, data_name: str, target: float, threads: int, o
 
 def _register_subset(name: str, n_train: int, n_test: int) -> str:
     """Register `name`: the first n_train / n_test images of Fashion-MNIST (for --quick)."""
-    from deepnotes.data import ImageData, load_dataset
-    from deepnotes.registry import DATASETS, register_dataset
+    from deepnotes.data import DATASETS, ImageData, load_dataset
+    from deepnotes.registry import register_dataset
 
     if name not in DATASETS:
 

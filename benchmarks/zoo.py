@@ -66,8 +66,8 @@ def command(model: str, recipe: dict) -> str:
 
 def _throughput_of(model_name: str, data_name: str) -> float:
     from deepnotes.data import load_dataset
-    from deepnotes.registry import create_model
-    from deepnotes.train.loop import model_kwargs_for_data
+    from deepnotes.models import create_model
+    from deepnotes.tasks.images import model_kwargs_for_data
 
     data = load_dataset(data_name, download=False)
     kwargs, img_size = model_kwargs_for_data(model_name, data, {})
@@ -78,9 +78,10 @@ def _throughput_of(model_name: str, data_name: str) -> float:
 def measure(model_name: str, recipe: dict, workdir: Path, log=print) -> dict:
     from deepnotes.data import load_dataset
     from deepnotes.explain import summarize
-    from deepnotes.registry import create_model
-    from deepnotes.train import TrainConfig, fit
-    from deepnotes.train.loop import model_kwargs_for_data
+    from deepnotes.models import create_model
+    from deepnotes.tasks import fit
+    from deepnotes.tasks.images import model_kwargs_for_data
+    from deepnotes.train import TrainConfig
 
     data = load_dataset(recipe["data"], download=False)
     kwargs, img_size = model_kwargs_for_data(model_name, data, {})
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe["epochs"] = args.epochs
     unknown = [m for m in args.models if m not in FAMILIES]
     if unknown:
-        from deepnotes.registry import get_model_entry
+        from deepnotes.models import get_model_entry
 
         for m in unknown:
             get_model_entry(m)  # a clear error for a misspelt name

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 import deepnotes.models.alexnet as alexnet_mod
 import deepnotes.models.googlenet as googlenet_mod
+from deepnotes.models import create_model, get_model_entry
 from deepnotes.models.alexnet import TowerLRN
 from deepnotes.models.googlenet import TABLE_1, Inception, InceptionSpec
-from deepnotes.registry import create_model, get_model_entry
 
 NAMES = sorted(alexnet_mod.VARIANTS) + sorted(googlenet_mod.VARIANTS)
 
@@ -88,7 +88,7 @@ def test_two_tower_alexnet_count_by_hand():
     assert sum(convs.values()) == 2_334_080 and sum(fcs.values()) == 58_631_144
     assert n_params(model) == 60_965_224
     # Without the towers, conv2/conv4/conv5 would see every input map: +307,200 + 663,552 + 442,368.
-    one_tower = [spec._replace(groups=1) for spec in alexnet_mod.VARIANTS["alexnet_paper"][0].convs]
+    one_tower = [spec._replace(groups=1) for spec in alexnet_mod.VARIANTS["alexnet_paper"].config.convs]
     assert n_params(on_meta("alexnet_paper", convs=one_tower)) == 62_378_344
 
 
@@ -211,8 +211,8 @@ def test_googlenet_aux_heads_act_only_in_training():
     logits = model.train()(x)
     assert logits.shape == (2, 7)
     assert [tuple(a.shape) for a in model.aux_outputs] == [(2, 7), (2, 7)]
-    expected = 0.3 * (F.cross_entropy(model.aux_outputs[0], y) + F.cross_entropy(model.aux_outputs[1], y))
-    torch.testing.assert_close(model.aux_loss(y), expected)
+    expected = 0.3 * F.cross_entropy(model.aux_outputs[0], y) + 0.3 * F.cross_entropy(model.aux_outputs[1], y)
+    torch.testing.assert_close(model.aux_loss(y), expected, rtol=0, atol=0)  # each term weighted, in order
     (F.cross_entropy(logits, y) + model.aux_loss(y)).backward()
     assert all(p.grad is not None for p in model.aux_heads.parameters())
     with torch.no_grad():
@@ -304,13 +304,15 @@ def test_wrong_input_is_a_clear_error(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_backward_reaches_every_parameter(name):
-    """As the registry-wide test, adding the auxiliary outputs to the loss as the training loop does."""
+    """As the registry-wide test, adding the model's auxiliary loss as the training loop does."""
     entry = get_model_entry(name)
     size = entry.input_size[1:] if entry.fixed_input_size else ((64, 64) if entry.input_size[1] > 64 else (32, 32))
     torch.manual_seed(0)
     model = create_model(name, num_classes=7)
     out = model(torch.randn(2, entry.input_size[0], *size))
     assert out.shape == (2, 7) and torch.isfinite(out).all()
-    loss = out.square().mean() + sum(a.square().mean() for a in getattr(model, "aux_outputs", []))
+    loss = out.square().mean()
+    if hasattr(model, "aux_loss"):
+        loss = loss + model.aux_loss(torch.zeros(2, dtype=torch.long), lambda a, y: a.square().mean())
     loss.backward()
     assert not [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]

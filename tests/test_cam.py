@@ -18,7 +18,7 @@ from torch import nn
 from deepnotes.errors import UserError
 from deepnotes.explain import summarize
 from deepnotes.explain.cam import CamResult, compute_cam, draw_cam, layer_names, overlay, parse_layer
-from deepnotes.registry import create_model
+from deepnotes.models import create_model
 
 # --------------------------------------------------------------------------- tiny models
 

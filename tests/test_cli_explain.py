@@ -8,7 +8,8 @@ import torch
 from clicheck import assert_one_line_error, png_size, run_cli
 from PIL import Image
 
-from deepnotes.cli import _class_index, main
+from deepnotes.cli import main
+from deepnotes.cli.common import class_index
 from deepnotes.data import load_dataset
 from deepnotes.errors import UserError
 
@@ -84,9 +85,9 @@ def test_cam_errors(runs, capsys, tmp_path):
 
 def test_class_names_and_indices():
     classes = ["T-shirt/top", "Trouser", "Bag"]
-    assert _class_index("trouser", classes) == 1 and _class_index("2", classes) == 2 and _class_index(" BAG ", classes) == 2
+    assert class_index("trouser", classes) == 1 and class_index("2", classes) == 2 and class_index(" BAG ", classes) == 2
     with pytest.raises(UserError, match="0 T-shirt/top, 1 Trouser, 2 Bag"):
-        _class_index("shoe", classes)
+        class_index("shoe", classes)
 
 
 # ---------------------------------------------------------------- templates
@@ -183,7 +184,8 @@ def test_pgd_training_resumed_mid_epoch_is_bit_identical(tmp_path):
     """PGD's random starts come from the checkpointed global RNG: stop mid-epoch, resume, same weights."""
     from safetensors.torch import load_file
 
-    from deepnotes.train import TrainConfig, run_training
+    from deepnotes.tasks import run_training
+    from deepnotes.train import TrainConfig
 
     def cfg(name, **kw):
         return TrainConfig(model="mlp", data="digits", epochs=2, batch_size=64, seed=0, out=str(tmp_path / name), progress=False,

@@ -10,10 +10,11 @@ from clicheck import assert_one_line_error, png_size, run_cli
 from PIL import Image
 
 from deepnotes.cli import main
-from deepnotes.data import load_dataset
+from deepnotes.data import DATASETS, load_dataset
 from deepnotes.data.scenes import make_scene_dataset
-from deepnotes.registry import DATASETS, register_dataset
-from deepnotes.segment import predict_mask
+from deepnotes.registry import register_dataset
+from deepnotes.tasks.images import run_input_spec
+from deepnotes.tasks.segmentation import predict_mask
 
 SCENES = "test-scenes"  # the same scenes as tests/test_train_segment.py
 QUIET = ["--quiet", "--threads", "1"]
@@ -23,8 +24,11 @@ def _test_scenes(data_dir=None, download=True):
     return make_scene_dataset(load_dataset("digits"), 96, 32, name=SCENES, canvas=32, scale=2, items_per_scene=(1, 2), seed=0)
 
 
-if SCENES not in DATASETS:
-    register_dataset(SCENES, _test_scenes, task="segmentation", description="test only: 96/32 digit scenes, 32x32")
+@pytest.fixture(scope="module", autouse=True)
+def _scenes_registered():
+    with DATASETS.scoped():
+        register_dataset(SCENES, _test_scenes, kind="scenes", description="test only: 96/32 digit scenes, 32x32")
+        yield
 
 
 
@@ -65,10 +69,10 @@ def test_segment_prints_the_classes_and_draws_the_overlay(runs, capsys, tmp_path
     assert h > w / 2  # two rows
     # The scene PNGs are exactly the test scenes (32x32, dark background: nothing converted),
     # so the printed shares are those of the model's own prediction on the scene pixels.
-    from deepnotes.predict import load_run
+    from deepnotes.tasks import load_run
 
     run = load_run(runs["unet"])
-    pred = predict_mask(run.model, run.spec.normalize(torch.from_numpy(runs["scene_pixels"])))
+    pred = predict_mask(run.model, run_input_spec(run.config).normalize(torch.from_numpy(runs["scene_pixels"])))
     blocks = []
     for line in out.splitlines()[:-1]:
         if line.endswith(".png:"):
@@ -120,7 +124,7 @@ def test_wrong_run_types_are_one_line_errors(runs, capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, "attention", runs["mlp"], digit)[::2], "mlp run", "vit_tiny_28")
     assert_one_line_error(*run_cli(capsys, "attention", runs["unet"], scene)[::2], "unet_small run", "vit_tiny_28")
     assert_one_line_error(*run_cli(capsys, "attention", runs["vit"], digit, "--discard-ratio", "1")[::2], "--discard-ratio")
-    assert_one_line_error(*run_cli(capsys, "train", "mlp", "--data", SCENES, "--out", tmp_path / "m")[::2], "segmentation dataset", "unet_small")
+    assert_one_line_error(*run_cli(capsys, "train", "mlp", "--data", SCENES, "--out", tmp_path / "m")[::2], "holds scenes", "unet_small")
     code, _, err = run_cli(capsys, "train", "fcn8s_small", "--data", "digits", "--out", tmp_path / "f")
-    assert_one_line_error(code, err, "classification dataset", "fashion-scenes")
+    assert_one_line_error(code, err, "holds images", "fashion-scenes")
     assert not any(p.exists() for p in (tmp_path / "c.png", tmp_path / "a", tmp_path / "m", tmp_path / "f"))

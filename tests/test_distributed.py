@@ -18,7 +18,8 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
         LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world_size),
     )  # fmt: skip
-    from deepnotes.train import TrainConfig, run_training
+    from deepnotes.tasks import run_training
+    from deepnotes.train import TrainConfig
 
     cfg = TrainConfig(model="lenet5_relu", data="digits", epochs=1, batch_size=64, out=f"{out}/run", progress=False, threads=1)
     result = run_training(cfg)
@@ -30,7 +31,7 @@ def test_two_ranks_end_identical_and_trained(tmp_path):
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
-    from deepnotes.registry import create_model
+    from deepnotes.models import create_model
 
     torch.manual_seed(0)  # the run's seed: the weights it started from
     start = create_model("lenet5_relu", num_classes=10, in_chans=1).state_dict()

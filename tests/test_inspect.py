@@ -24,7 +24,7 @@ from deepnotes.explain import (
     parse_input_size,
     summarize,
 )
-from deepnotes.registry import create_model, get_model_entry, list_models
+from deepnotes.models import create_model, get_model_entry, list_models
 
 # --------------------------------------------------------------------------- feature-map size
 

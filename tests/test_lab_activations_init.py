@@ -1,28 +1,14 @@
-"""Lab experiments C05-C11 (activations and initialization): quick runs give the claimed verdict
-and write their files; the opposite evidence flips the verdict; the judges on hand-made numbers."""
+"""Lab experiments C05-C11 (activations and initialization): determinism, the pieces and the judges
+on hand-made numbers (tests/test_lab.py runs every quick run and its opposite evidence)."""
 
 
 import pytest
 import torch
-from labcheck import claim_tests, quiet
+from labcheck import quiet
 
-import deepnotes.lab.activations as act
-import deepnotes.lab.init as ini
+import deepnotes.lab.training.activations as act
+import deepnotes.lab.training.init as ini
 from deepnotes.lab import run_experiment
-
-# claim id -> (verdict of the quick default run, params with the opposite evidence)
-CASES = {
-    "C05": ("holds", {"activation": "relu"}),
-    "C06": ("holds", {"activation": "relu"}),
-    "C07": ("holds", {"init": "random"}),
-    "C08": ("holds", {"std": 1.0}),
-    "C09": ("holds with a correction", {"tanh_init": "he", "relu_init": "xavier"}),
-    "C10": ("holds with a correction", {"inputs": "tanh"}),
-    "C11": ("holds", {"unbounded": "elu", "saturating": "leaky_relu"}),
-}
-
-
-out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
 
 
 def test_runs_are_deterministic(tmp_path):

@@ -1,40 +1,15 @@
-"""Lab experiments C29-C34 (attention and ViT): quick runs give the claimed verdict and write their
-files; the opposite evidence flips the verdict; the pieces by hand; the judges on hand-made numbers."""
+"""Lab experiments C29-C34 (attention and ViT): a patch that does not divide the image, the pieces by
+hand, the judges on hand-made numbers (tests/test_lab.py runs every quick run and its opposite evidence)."""
 
 import itertools
 
 import pytest
 import torch
-from labcheck import claim_tests, quiet
+from labcheck import quiet
 
-from deepnotes.lab import attention as lab
 from deepnotes.lab import run_experiment
+from deepnotes.lab.attention import self_attention as lab
 from deepnotes.layers.attention import MultiHeadAttention
-
-# claim id -> (verdict of the quick default run, params with the opposite evidence)
-CASES = {
-    "C29": ("holds", {"patch_size": 14}),
-    "C30": ("holds", {"use_pe": True}),
-    "C31": ("holds", {"scale": False}),
-    "C32": ("holds", {"causal": False}),
-    "C33": ("holds", {"tie_heads_qk": True, "epochs": 1}),  # tied maps are identical at any epoch: 1 is enough
-    "C34": ("holds", {"attention": "local"}),
-}
-
-
-def check_numbers(cid: str, n: dict) -> None:
-    """Further checks on a quick run's numbers."""
-    if cid == "C29":
-        assert n["shapes"]["patches"] == [196, 768] and n["shapes"]["with class token"] == [197, 768]
-        assert n["other_models"] == {"vit_s_16": [197, 384], "vit_ti_16": [197, 192]}
-    if cid == "C32":
-        assert all(n["arms"]["tested"][p]["bit_identical"] for p in ("scratch", "fused"))
-    if cid == "C34":
-        assert n["cnn"]["first_rf_measured"] == 3 and n["cnn"]["first_support_pixels"] == 9
-        assert n["vit"]["min_support"] == 1.0
-
-
-out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES, check_numbers)
 
 
 def test_a_patch_that_does_not_divide_the_image_pads_it(tmp_path):

@@ -1,27 +1,16 @@
-"""Lab experiments C01-C04 and C19 (convolutions and skip connections): quick runs give the claimed
-verdict and write their files; the opposite evidence flips the verdict; the pieces by hand; the
-judges on hand-made numbers."""
+"""Lab experiments C01-C04 and C19 (convolutions and skip connections): other settings, the pieces
+by hand, the judges on hand-made numbers (tests/test_lab.py runs every quick run and its opposite
+evidence)."""
 
 
 import numpy as np
 import pytest
 import torch
-from labcheck import claim_tests, quiet
+from labcheck import quiet
 from torch import nn
 
-from deepnotes.lab import cnn, run_experiment
-
-# claim id -> (verdict of the quick default run, params with the opposite evidence)
-CASES = {
-    "C01": ("holds", {"layer": "local"}),
-    "C02": ("holds", {"kernel_sizes": (1,)}),
-    "C03": ("holds", {"kernel": 1}),
-    "C04": ("holds", {"reduce_factor": 1.0}),
-    "C19": ("holds with a correction", {"residual": False}),
-}
-
-
-out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
+from deepnotes.lab import run_experiment
+from deepnotes.lab.cnn import layers as cnn
 
 
 def test_dilated_stacks_see_more_than_the_claim(tmp_path):

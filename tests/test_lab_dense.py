@@ -1,35 +1,15 @@
-"""Lab experiments C25 (convolutionalization) and C48 (transposed convolution): quick runs give the
-claimed verdict and write their files; the opposite evidence flips the verdict; the pieces by hand
+"""Lab experiments C25 (convolutionalization) and C48 (transposed convolution): the pieces by hand
 (adjoint identity, pseudo-inverse, least-squares fit, tap counts, windows); the judges on
-hand-made numbers."""
+hand-made numbers (tests/test_lab.py runs every quick run and its opposite evidence)."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from labcheck import claim_tests
 from torch import nn
 
-from deepnotes.lab import dense
+from deepnotes.lab.dense import fcn as dense
 from deepnotes.models.fcn import convolutionalize
-
-# claim id -> (verdict of the quick default run, params with the opposite evidence)
-CASES = {
-    "C25": ("holds", {"conversion": "channels_last"}),
-    "C48": ("holds", {"factors": (1,)}),
-}
-
-
-def check_numbers(cid: str, n: dict) -> None:
-    """Further checks on a quick run's numbers."""
-    if cid == "C25":
-        assert n["equal"]["max_abs_diff"] <= dense.C25_TOLERANCE and n["score_map"]["grid"] == [17, 17]
-    else:
-        assert all(0 < r[m]["mse"] for r in n["reconstruction"].values() for m in dense.C48_METHODS)
-
-
-out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES, check_numbers)
-
 
 # ---------------------------------------------------------------- C25 pieces
 

@@ -1,23 +1,15 @@
 """Lab experiments C18 (plain nets degrade with depth, residual nets do not) and C20 (transfer by
-retraining the head): quick runs give the claimed verdict, the opposite evidence flips it, and the
-pieces (class subsets, the frozen features) by hand."""
+retraining the head): bad depths, the judges on hand-made numbers, the pieces (class subsets) by
+hand (tests/test_lab.py runs every quick run and its opposite evidence)."""
 
 import pytest
 import torch
-from labcheck import claim_tests, quiet
+from labcheck import quiet
 
 from deepnotes.lab import run_experiment
+from deepnotes.lab.cnn.depth import judge_c18
+from deepnotes.lab.cnn.transfer import class_subset, judge_c20
 from deepnotes.lab.common import Data
-from deepnotes.lab.depth import judge_c18
-from deepnotes.lab.transfer import class_subset, judge_c20
-
-CASES = {
-    "C18": ("holds", {"residual": False}),
-    "C20": ("holds with a correction", {"pretrained": False}),
-}
-
-
-out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
 
 
 def test_c18_depths_must_be_6n_plus_2(tmp_path):

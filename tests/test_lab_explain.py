@@ -1,28 +1,14 @@
 """Lab experiments C21-C24 and C47 (augmentation, templates, CAM, adversarial examples, pooling):
-quick runs give the claimed verdict and write their files; the opposite evidence flips the verdict;
-the pieces by hand; the judges on hand-made numbers."""
+the pieces by hand; the judges on hand-made numbers (tests/test_lab.py runs every quick run and its
+opposite evidence)."""
 
 import numpy as np
 import pytest
 import torch
-from labcheck import claim_tests
 from torch import nn
 
 from deepnotes.data.transforms import random_rotate
-from deepnotes.lab import explain
-
-# claim id -> (verdict of the quick default run, params with the opposite evidence)
-CASES = {
-    "C21": ("holds with a correction", {"augment": False, "epochs": 3}),
-    "C22": ("holds", {"shuffle_labels": True}),
-    "C23": ("holds", {"head": "flatten"}),
-    "C24": ("holds", {"eps_list": (0.0, 0.5 / 255, 1 / 255), "adversarial_training": False}),
-    "C47": ("holds with a correction", {"gap_head": "flatten"}),
-}
-
-
-out, test_quick_run_gives_the_claimed_verdict, test_opposite_evidence_flips_the_verdict = claim_tests(CASES)
-
+from deepnotes.lab.explain import inside as explain
 
 # ---------------------------------------------------------------- pieces by hand
 

@@ -1,20 +1,36 @@
-"""Every registered model: published parameter counts, shapes, gradients; LeNet-5 in detail."""
+"""Every registered model: published parameter counts, the model contract, shapes, gradients;
+the registration API; LeNet-5 in detail.
+
+The contract every family keeps (test_model_contract, for every registered name):
+- forward(x) == forward_head(forward_features(x)), exactly, in eval mode;
+- classification: forward_head(f, pre_logits=True) is what the last layer of `head` turns
+  into the logits;
+- `feature_layers` name real modules, the same as `feature_info` (where a model has it),
+  whose num_chs are the channels those modules put out;
+- `classifier_modules` name real modules (classification: "head" first) and are exactly the
+  ones whose parameter or buffer shapes change with num_classes (transfer learning replaces them);
+- a model with auxiliary outputs has aux_loss(y, loss_fn), and training through it reaches
+  every parameter.
+"""
 
 import pytest
 import torch
+from torch import nn
 
 from deepnotes.errors import UserError
+from deepnotes.models import MODELS, builder_accepts, create_model, get_model_entry, list_models
 from deepnotes.models.lenet import C3_TABLE, PartialConv2d
-from deepnotes.registry import (
-    builder_accepts,
-    create_model,
-    get_model_entry,
-    list_models,
-)
+from deepnotes.registry import Variant, register_variants
 
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def on_meta(name: str, **overrides) -> torch.nn.Module:
+    """The model's structure (shapes, parameter count) without allocating its weights."""
+    with torch.device("meta"):
+        return create_model(name, **overrides)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -22,34 +38,142 @@ def test_published_parameter_count(name):
     entry = get_model_entry(name)
     if entry.num_params is None:
         pytest.skip("no published count")
-    assert n_params(create_model(name)) == entry.num_params
+    assert n_params(on_meta(name)) == entry.num_params
+
+
+def _tiny_build(name: str) -> tuple[dict, tuple[int, int]]:
+    """Builder overrides and an input size as small as the model takes: ImageNet-size models get
+    64x64 (the smallest that every stem can take), small ones 32x32, fixed-size ones their own."""
+    entry = get_model_entry(name)
+    size = entry.input_size[1:] if entry.fixed_input_size else ((64, 64) if entry.input_size[1] > 64 else (32, 32))
+    kwargs = {"img_size": list(size)} if builder_accepts(name, "img_size") else {}
+    return kwargs, tuple(size)
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    named = [*model.named_parameters(), *model.named_buffers()]  # buffers too: FCN's fixed upsampling kernel
+    return {n: tuple(t.shape) for n, t in named}
+
+
+def _under(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_forward_backward_num_classes_override(name):
-    """Tiny input, 7 classes: right shape, finite, and backward reaches every parameter."""
+def test_model_contract(name):
+    """Tiny input, 7 classes: the contract in the module docstring, right shape, finite outputs,
+    and backward (with the auxiliary loss, as the training loop adds it) reaches every parameter."""
     entry = get_model_entry(name)
     in_chans = entry.input_size[0]
-    # ImageNet-size models get 64x64 (the smallest that every stem can take), small ones 32x32
-    size = entry.input_size[1:] if entry.fixed_input_size else ((64, 64) if entry.input_size[1] > 64 else (32, 32))
-    kwargs = {"num_classes": 7}
-    if builder_accepts(name, "img_size"):
-        kwargs["img_size"] = list(size)
+    kwargs, size = _tiny_build(name)
     torch.manual_seed(0)
-    model = create_model(name, **kwargs)
+    model = create_model(name, num_classes=7, **kwargs)
     expected: tuple[int, ...] = (2, 7)
     if entry.task == "segmentation":  # a score map per class; the paper's U-Net needs a size its valid convs fit
         if hasattr(model, "valid_input_size"):
             size = tuple(model.valid_input_size(s) for s in size)
         expected = (2, 7, *(model.output_size(s) if hasattr(model, "output_size") else s for s in size))
-    out = model(torch.randn(2, in_chans, *size))
+    x = torch.randn(2, in_chans, *size)
+
+    # feature layers: real modules, as feature_info says, with the channels it says
+    outputs = {}
+    hooks = [
+        model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o)) for n in model.feature_layers
+    ]
+    info = getattr(model, "feature_info", None)
+    if info is not None:
+        assert [f["module"] for f in info] == list(model.feature_layers)
+
+    # forward == forward_head(forward_features(x)), and pre_logits -> the head's last layer -> logits
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+        for h in hooks:
+            h.remove()
+        features = model.forward_features(x)
+        torch.testing.assert_close(model.forward_head(features), out, rtol=0, atol=0)
+        if entry.task == "classification":
+            pre = model.forward_head(features, pre_logits=True)
+            last = model.head[-1] if isinstance(model.head, nn.Sequential) else model.head
+            torch.testing.assert_close(last(pre), out, rtol=0, atol=0)
     assert out.shape == expected
     assert torch.isfinite(out).all()
-    # GoogLeNet's auxiliary heads act in training: their outputs join the loss (as in the loop)
-    loss = out.square().mean() + sum(a.square().mean() for a in getattr(model, "aux_outputs", []))
+    assert sorted(outputs) == sorted(model.feature_layers)
+    for f in info or ():
+        o = outputs[f["module"]]
+        o = o[0] if isinstance(o, tuple) else o  # U-Net's encoder blocks give (pooled, skip)
+        assert o.shape[1] == f["num_chs"], f
+
+    # classifier modules: real, "head" first for classifiers, and exactly what num_classes changes
+    classifier = tuple(model.classifier_modules)
+    for n in classifier:
+        model.get_submodule(n)
+    if entry.task == "classification":
+        assert classifier[0] == "head"
+    other = _shapes(on_meta(name, num_classes=3, **kwargs))
+    mine = _shapes(model)
+    assert mine.keys() == other.keys()
+    changed = {n for n in mine if mine[n] != other[n]}
+    assert changed and all(_under(n, classifier) for n in changed), sorted(changed)
+    for prefix in classifier:
+        if any(_under(n, [prefix]) for n in mine):
+            assert any(_under(n, [prefix]) for n in changed), f"{prefix} does not depend on num_classes"
+
+    # training: the auxiliary loss joins as the training loop adds it; every parameter gets a gradient
+    model.train()
+    out = model(x)
+    loss = out.square().mean()
+    if hasattr(model, "aux_loss"):
+        loss = loss + model.aux_loss(torch.zeros(2, dtype=torch.long), lambda a, y: a.square().mean())
     loss.backward()
     unreached = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not unreached
+
+
+# --------------------------------------------------------------------------- registration
+
+
+class _Linear(nn.Module):
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, img_size=(4, 4), hidden: int = 3):
+        super().__init__()
+        self.in_chans, self.img_size, self.hidden = in_chans, tuple(img_size), hidden
+        self.head = nn.Linear(in_chans * self.img_size[0] * self.img_size[1], num_classes)
+
+    def forward(self, x):
+        return self.head(x.flatten(1))
+
+
+def test_register_variants_in_a_scope():
+    """One Variant record per name; the builder gets num_classes, in_chans and (if asked) img_size
+    from it, then the config; the family's paper unless the variant names its own; gone after the scope."""
+    variants = {
+        "test-linear": Variant("a test model", num_params=None, input_size=(2, 4, 6), num_classes=5, config={"hidden": 7},
+                               pass_img_size=True),
+        "test-linear-b": Variant("another", num_params=None, input_size=(1, 4, 4), num_classes=3, config={}, paper="own paper"),
+    }  # fmt: skip
+    with MODELS.scoped():
+        register_variants(_Linear, variants, paper="family paper")
+        a, b = get_model_entry("test-linear"), get_model_entry("test-linear-b")
+        assert a.defaults == {"num_classes": 5, "in_chans": 2, "img_size": (4, 6), "hidden": 7}
+        assert (a.paper, b.paper, a.task, a.num_classes) == ("family paper", "own paper", "classification", 5)
+        assert a.variant is variants["test-linear"]
+        model = create_model("test-linear", num_classes=9)
+        assert (model.in_chans, model.img_size, model.hidden, model.head.out_features) == (2, (4, 6), 7, 9)
+        assert b.defaults == {"num_classes": 3, "in_chans": 1}
+        with pytest.raises(ValueError, match="registered twice"):
+            register_variants(_Linear, {"test-linear": variants["test-linear"]})
+    assert "test-linear" not in list_models()
+
+
+def test_register_variants_refuses_what_the_variant_states_itself():
+    clash = Variant("x", num_params=None, input_size=(1, 4, 4), num_classes=3, config={"num_classes": 4})
+    bad_task = Variant("x", num_params=None, input_size=(1, 4, 4), num_classes=3, config={}, task="")  # no task named
+    with MODELS.scoped():
+        with pytest.raises(ValueError, match="num_classes"):
+            register_variants(_Linear, {"test-clash": clash})
+        with pytest.raises(ValueError, match="task"):
+            register_variants(_Linear, {"test-ok": Variant("ok", None, (1, 4, 4), {}, 3), "test-task": bad_task})
+        assert "test-ok" not in list_models()  # nothing is registered when one variant is wrong
 
 
 def test_unknown_model_lists_closest_names():

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from deepnotes.errors import UserError
+from deepnotes.metrics import confusion_matrix
 from deepnotes.report import (
-    confusion_matrix,
     embed_png,
     html_table,
     plot_confusion,

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepnotes.data import ImageData, load_dataset, sources
+from deepnotes.data import DATASETS, ImageData, load_dataset, sources
 from deepnotes.data.idx import write_idx
 from deepnotes.data.scenes import FASHION_SCENES, SceneData, SceneDataset, generate_scenes, make_scene_dataset
-from deepnotes.registry import DATASETS
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -132,7 +131,7 @@ def test_train_scenes_use_only_train_items_and_test_scenes_only_test_items():
     train_x, test_x = blobs(30, 100, seed=1), blobs(20, 200, seed=2)
     src = ImageData("two", train_x, np.arange(30) % 2, test_x, np.arange(20) % 2, ("a", "b"), "test")
     data = make_scene_dataset(src, 40, 30, canvas=32, items_per_scene=(1, 2), seed=0)
-    assert isinstance(data, SceneDataset) and data.num_classes == 3 and data.task == "segmentation"
+    assert isinstance(data, SceneDataset) and data.num_classes == 3
     assert set(np.unique(data.train_x)) - set(range(32)) == {100}
     assert set(np.unique(data.test_x)) - set(range(32)) == {200}
     assert max(p[:, 0].max() for p in data.train.placements) < 30
@@ -174,7 +173,7 @@ def test_fashion_scenes_loader_from_idx_files(tmp_path, monkeypatch):
     (tmp_path / "fm").mkdir()
     for name, a in zip(IDX_NAMES, arrays):
         write_idx(tmp_path / "fm" / (name + ".gz"), np.asarray(a, np.uint8))
-    assert DATASETS.get("fashion-scenes").task == "segmentation"
+    assert DATASETS.get("fashion-scenes").kind == "scenes"
     data = load_dataset("fashion-scenes", data_dir=tmp_path / "fm", download=False)
     assert data.train_x.shape == (60, 1, 64, 64) and data.test_y.shape == (20, 64, 64)
     assert data.classes[0] == "background" and data.classes[1] == "T-shirt/top" and data.num_classes == 11

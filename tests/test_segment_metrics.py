@@ -12,21 +12,19 @@ import torch.nn.functional as F
 from PIL import Image
 from sklearn.metrics import f1_score, jaccard_score
 
-from deepnotes.segment import (
+from deepnotes.layers.losses import segmentation_loss
+from deepnotes.layers.ops import center_crop
+from deepnotes.metrics import confusion_matrix
+from deepnotes.metrics.segmentation import (
     SegmentationMetrics,
-    center_crop,
-    confusion_matrix,
     dice_per_class,
-    draw_masks,
     iou_per_class,
     mask_from_logits,
     mean_iou,
-    overlay_mask,
-    palette,
     pixel_accuracy,
-    predict_mask,
-    segmentation_loss,
 )
+from deepnotes.report.masks import draw_masks, overlay_mask, palette
+from deepnotes.tasks.segmentation import predict_mask
 
 TARGET = torch.tensor([[0, 0, 1], [1, 2, 2]])
 PRED = torch.tensor([[0, 1, 1], [1, 2, 0]])
@@ -36,7 +34,7 @@ def test_hand_worked_case():
     """cm rows (true) 0: [1, 1, 0], 1: [0, 2, 0], 2: [1, 0, 1].
     IoU: 0 -> 1 / (1 + 1 + 1) = 1/3, 1 -> 2 / (2 + 1 + 0) = 2/3, 2 -> 1 / (1 + 0 + 1) = 1/2; mean 1/2.
     Dice: 2/4, 4/5, 2/3. Pixel accuracy 4/6."""
-    cm = confusion_matrix(PRED, TARGET, 3)
+    cm = confusion_matrix(TARGET, PRED, 3)
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     torch.testing.assert_close(iou_per_class(cm), torch.tensor([1 / 3, 2 / 3, 1 / 2], dtype=torch.float64))
     torch.testing.assert_close(dice_per_class(cm), torch.tensor([1 / 2, 4 / 5, 2 / 3], dtype=torch.float64))
@@ -46,12 +44,12 @@ def test_hand_worked_case():
 
 
 def test_absent_classes_nan_and_left_out_but_false_positives_count():
-    cm = confusion_matrix(PRED, TARGET, 5)  # classes 3, 4 in neither: NaN, not in the mean
+    cm = confusion_matrix(TARGET, PRED, 5)  # classes 3, 4 in neither: NaN, not in the mean
     iou = iou_per_class(cm)
     assert math.isnan(iou[3]) and math.isnan(iou[4]) and mean_iou(cm) == pytest.approx(0.5)
     pred = PRED.clone()
     pred[0, 0] = 3  # predicted, never true: IoU 0, and it counts
-    cm = confusion_matrix(pred, TARGET, 5)
+    cm = confusion_matrix(TARGET, pred, 5)
     assert iou_per_class(cm)[3] == 0
     # class 0 loses its only true positive: IoU 0 / (0 + 1 + 2) = 0; then (0 + 2/3 + 1/2 + 0) / 4
     assert mean_iou(cm) == pytest.approx((0 + 2 / 3 + 1 / 2 + 0) / 4)
@@ -88,8 +86,8 @@ def test_update_takes_logits_and_ignore_index():
     ignored[0] = 255
     c = SegmentationMetrics(4, ignore_index=255)
     c.update(logits, ignored)
-    assert int(c.confusion.sum()) == 25 and torch.equal(c.confusion, confusion_matrix(logits[1].argmax(0), target[1], 4))
-    with pytest.raises(ValueError, match="outside 0..3"):
+    assert int(c.confusion.sum()) == 25 and torch.equal(c.confusion, torch.from_numpy(confusion_matrix(target[1], logits[1].argmax(0), 4)))
+    with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
         SegmentationMetrics(4).update(logits, ignored)
 
 

@@ -18,7 +18,7 @@ from deepnotes.data import load_dataset
 from deepnotes.data.transforms import InputSpec, as_tensors, channel_stats
 from deepnotes.errors import UserError
 from deepnotes.explain.templates import class_templates, draw_templates
-from deepnotes.registry import create_model
+from deepnotes.models import create_model
 
 
 def _linear(num_classes=3, in_chans=2, img_size=(2, 3)):

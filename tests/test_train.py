@@ -7,10 +7,15 @@ import torch
 from safetensors.torch import load_file
 
 from deepnotes.errors import UserError
-from deepnotes.registry import MODELS, register_model
-from deepnotes.train import TrainConfig, TrainingDiverged, fit, run_training
-from deepnotes.train import checkpoint as ckpt
+from deepnotes.models import MODELS
+from deepnotes.registry import Variant, register_variants
+from deepnotes.rundir import RunDir
+from deepnotes.tasks import fit, run_training
+from deepnotes.train import TrainConfig, TrainingDiverged
 from deepnotes.train.optim import lr_factor
+
+# The registry record of the little test models below (1x8x8 digits, 10 classes).
+TEST_ONLY = Variant("test only", num_params=None, input_size=(1, 8, 8), num_classes=10, config={})
 
 
 def cfg(tmp_path, name="run", **kw):
@@ -98,17 +103,17 @@ class _NaNAfter(torch.nn.Module):
 
 @pytest.fixture
 def nan_model():
-    name = "test-nan-after-30"
-    if name not in MODELS:
-        register_model(name, _NaNAfter, description="test only", input_size=(1, 8, 8))
-    return name
+    name = "nan-after-30"
+    with MODELS.scoped():
+        register_variants(_NaNAfter, {name: TEST_ONLY})
+        yield name
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, nan_model):
     # digits: 1347 train images, batch 64 -> 21 steps/epoch, so NaN arrives in epoch 2
     with pytest.raises(TrainingDiverged, match="became nan in epoch 2"):
         fit(cfg(tmp_path, model=nan_model, epochs=3))
-    state = ckpt.load_checkpoint(tmp_path / "run")
+    state = RunDir(tmp_path / "run").read_checkpoint()
     assert state["epoch"] == 1 and state["step"] == 0
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
@@ -154,28 +159,30 @@ def test_scratch_optimizer_trains_like_its_torch_counterpart(tmp_path, scratch, 
 class _WithAux(torch.nn.Module):
     """A linear classifier plus an auxiliary head that only an auxiliary loss can train."""
 
-    aux_weight = 0.3
-
     def __init__(self, num_classes=10, in_chans=1, img_size=(8, 8)):
         super().__init__()
         n = in_chans * img_size[0] * img_size[1]
         self.head = torch.nn.Linear(n, num_classes)
         self.aux = torch.nn.Linear(n, num_classes)
-        self.aux_outputs = []
+        self.classifier_modules = ("head", "aux")
+        self._aux_out = None
 
     def forward(self, x):
         x = x.flatten(1)
-        self.aux_outputs = [self.aux(x)] if self.training else []
+        self._aux_out = self.aux(x) if self.training else None
         return self.head(x)
+
+    def aux_loss(self, y, loss_fn):
+        return 0.3 * loss_fn(self._aux_out, y) if self._aux_out is not None else torch.zeros((), device=y.device)
 
 
 def test_auxiliary_outputs_join_the_loss(tmp_path):
-    name = "test-with-aux"
-    if name not in MODELS:
-        register_model(name, _WithAux, description="test only", input_size=(1, 8, 8))
+    name = "with-aux"
     torch.manual_seed(0)
     start = _WithAux().aux.weight.detach().clone()
-    r = run_training(cfg(tmp_path, model=name, epochs=1))
+    with MODELS.scoped():
+        register_variants(_WithAux, {name: TEST_ONLY})
+        r = run_training(cfg(tmp_path, model=name, epochs=1))
     assert not torch.equal(r.model.aux.weight, start)
 
 
@@ -198,16 +205,16 @@ class _DtypeWatch(torch.nn.Module):
 def test_bf16_runs_the_training_forward_in_bfloat16_and_keeps_float32_weights(tmp_path):
     """--precision bf16: linear layers compute in bfloat16 in training steps (autocast), never in
     the fp32 evaluation; the weights stay float32 and the run still learns digits."""
-    if "test-dtype-watch" not in MODELS:
-        register_model("test-dtype-watch", _DtypeWatch, description="test only", input_size=(1, 8, 8))
     _DtypeWatch.seen.clear()
-    m = fit(cfg(tmp_path, model="test-dtype-watch", epochs=3, lr=3e-3, precision="bf16"))
-    assert _DtypeWatch.seen == {"train": {torch.bfloat16}, "eval": {torch.float32}}
-    assert all(w.dtype == torch.float32 for w in weights(tmp_path / "run").values())
-    assert m["test_accuracy"] > 0.85  # as the fp32 MLP in test_run_directory_holds_everything
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"
-    with pytest.raises(UserError, match="precision"):
-        fit(cfg(tmp_path, model="test-dtype-watch", epochs=4, resume=True))  # may not silently switch to fp32
+    with MODELS.scoped():
+        register_variants(_DtypeWatch, {"dtype-watch": TEST_ONLY})
+        m = fit(cfg(tmp_path, model="dtype-watch", epochs=3, lr=3e-3, precision="bf16"))
+        assert _DtypeWatch.seen == {"train": {torch.bfloat16}, "eval": {torch.float32}}
+        assert all(w.dtype == torch.float32 for w in weights(tmp_path / "run").values())
+        assert m["test_accuracy"] > 0.85  # as the fp32 MLP in test_run_directory_holds_everything
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"
+        with pytest.raises(UserError, match="precision"):
+            fit(cfg(tmp_path, model="dtype-watch", epochs=4, resume=True))  # may not silently switch to fp32
 
 
 def test_unknown_precision_is_refused_with_the_choices(tmp_path):

@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from deepnotes.data import load_dataset
+from deepnotes.data import DATASETS, load_dataset
 from deepnotes.data.scenes import make_scene_dataset
 from deepnotes.data.transforms import InputSpec, TensorBatches
 from deepnotes.errors import UserError
-from deepnotes.registry import DATASETS, register_dataset
-from deepnotes.train import TrainConfig, evaluate_segmentation, fit, run_training
-from deepnotes.train.segmentation import MirrorPad, fit_input, mirror_pad
+from deepnotes.registry import register_dataset
+from deepnotes.rundir import RunDir
+from deepnotes.tasks import fit, run_training
+from deepnotes.tasks.segmentation import MirrorPad, evaluate_segmentation, fit_input, mirror_pad
+from deepnotes.train import TrainConfig
 
 SCENES = "test-scenes"
 TINY_UNET = {"base_width": 4, "depth": 2}  # unet_small's form (same padding, BatchNorm), 4-8-16 channels
@@ -29,8 +31,11 @@ def _test_scenes(data_dir=None, download=True):
     return make_scene_dataset(load_dataset("digits"), 96, 32, name=SCENES, canvas=32, scale=2, items_per_scene=(1, 2), seed=0)
 
 
-if SCENES not in DATASETS:
-    register_dataset(SCENES, _test_scenes, task="segmentation", description="test only: 96/32 digit scenes, 32x32")
+@pytest.fixture(scope="module", autouse=True)
+def _scenes_registered():
+    with DATASETS.scoped():
+        register_dataset(SCENES, _test_scenes, kind="scenes", description="test only: 96/32 digit scenes, 32x32")
+        yield
 
 
 def cfg(tmp_path, name="run", **kw):
@@ -145,12 +150,12 @@ def test_target_accuracy_is_a_target_for_mean_iou(seg_run, tmp_path):
 
 
 def test_task_mismatch_says_what_fits(tmp_path):
-    with pytest.raises(UserError, match=r"mlp is a classification model but test-scenes is a segmentation dataset.*unet_small"):
+    with pytest.raises(UserError, match=r"mlp is a classification model \(it trains on images\), but test-scenes holds scenes.*unet_small"):
         fit(cfg(tmp_path, model="mlp", model_args={}))
-    with pytest.raises(UserError, match=r"unet_small is a segmentation model but digits is a classification dataset.*digit-scenes"):
+    with pytest.raises(UserError, match=r"unet_small is a segmentation model \(it trains on scenes\), but digits holds images.*digit-scenes"):
         fit(cfg(tmp_path, data="digits"))
     for bad, option in ((dict(label_smoothing=0.1), "--label-smoothing"), (dict(adversarial="fgsm"), "--adversarial")):
-        with pytest.raises(UserError, match=option):
+        with pytest.raises(UserError, match=f"{option} .* is not an option of segmentation runs"):
             fit(cfg(tmp_path, **bad))
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
@@ -170,16 +175,16 @@ class _NaNAfter(torch.nn.Module):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    from deepnotes.registry import MODELS, register_model
+    from deepnotes.models import MODELS
+    from deepnotes.registry import Variant, register_variants
     from deepnotes.train import TrainingDiverged
-    from deepnotes.train import checkpoint as ckpt
 
-    name = "test-seg-nan-after-8"
-    if name not in MODELS:
-        register_model(name, _NaNAfter, description="test only", input_size=(1, 32, 32), task="segmentation")
-    with pytest.raises(TrainingDiverged, match="became nan in epoch 2"):  # 6 steps per epoch
+    name = "seg-nan-after-8"
+    with MODELS.scoped(), pytest.raises(TrainingDiverged, match="became nan in epoch 2"):  # 6 steps per epoch
+        test_only = Variant("test only", num_params=None, input_size=(1, 32, 32), num_classes=11, config={}, task="segmentation")
+        register_variants(_NaNAfter, {name: test_only})
         fit(cfg(tmp_path, model=name, model_args={}, epochs=3))
-    state = ckpt.load_checkpoint(tmp_path / "run")
+    state = RunDir(tmp_path / "run").read_checkpoint()
     assert state["epoch"] == 1 and state["step"] == 0
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
@@ -213,7 +218,7 @@ def test_mirrored_input_for_valid_convolutions():
     assert out.shape == (2, 3, 12, 7)
     for k in range(3):  # the cropped output is the image itself, pixel for pixel
         torch.testing.assert_close(out[:, k], (k + 1) * x[:, 0], rtol=0, atol=1e-5)  # float32 conv of one nonzero tap
-    from deepnotes.registry import create_model
+    from deepnotes.models import create_model
 
     same = create_model("unet_small", **TINY_UNET)
     assert fit_input(same, "unet_small", "scenes", 1, (32, 32)) is None  # takes 32x32 as it is

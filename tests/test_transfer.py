@@ -6,7 +6,8 @@ from safetensors.torch import load_file
 
 from deepnotes.cli import main
 from deepnotes.errors import UserError
-from deepnotes.train import TrainConfig, fit
+from deepnotes.tasks import fit
+from deepnotes.train import TrainConfig
 
 
 def weights(run_dir):

@@ -13,10 +13,11 @@ from torch import nn
 
 from deepnotes.data import load_dataset
 from deepnotes.data.scenes import generate_scenes
+from deepnotes.layers.losses import segmentation_loss
+from deepnotes.models import create_model, get_model_entry
 from deepnotes.models.fcn import BilinearUpsample, bilinear_kernel, bilinear_upsampling, convolutionalize
 from deepnotes.models.unet import ConvBlock, DecoderBlock, EncoderBlock, UNet
-from deepnotes.registry import create_model, get_model_entry
-from deepnotes.segment import predict_mask, segmentation_loss
+from deepnotes.tasks.segmentation import predict_mask
 
 
 def n_params(model: nn.Module) -> int:
@@ -112,7 +113,7 @@ def test_predict_mask_sigmoid_for_one_class_softmax_for_several():
     with torch.no_grad():
         logits = one.eval()(x)
     one.train()
-    torch.testing.assert_close(one.predict_mask(x), (torch.sigmoid(logits[:, 0]) > 0.5).long(), rtol=0, atol=0)
+    torch.testing.assert_close(predict_mask(one, x), (torch.sigmoid(logits[:, 0]) > 0.5).long(), rtol=0, atol=0)
     assert one.training  # mode restored
     many = create_model("unet_small", num_classes=5, base_width=4).eval()
     with torch.no_grad():

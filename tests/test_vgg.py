@@ -4,8 +4,8 @@ gradients and input checks."""
 import pytest
 import torch
 
+from deepnotes.models import create_model, get_model_entry
 from deepnotes.models.vgg import VARIANTS, VGG
-from deepnotes.registry import create_model, get_model_entry
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -29,7 +29,7 @@ def test_published_parameter_counts(name):
     with torch.device("meta"):
         model = create_model(name)
     assert n_params(model) == PUBLISHED[name] == get_model_entry(name).num_params
-    assert VARIANTS[name][1] == PUBLISHED[name]
+    assert VARIANTS[name].num_params == PUBLISHED[name]
 
 
 def test_vgg16_layer_structure_follows_table_1():

@@ -12,8 +12,8 @@ from torch import nn
 
 from deepnotes.explain.attention import attention_maps, attention_rollout, cls_attention_grid, draw_attention
 from deepnotes.layers.attention import record_attention
+from deepnotes.models import create_model, get_model_entry
 from deepnotes.models.vit import PatchEmbed, ViT, ViTConfig, embedding_shapes, patchify, resample_pos_embed
-from deepnotes.registry import create_model, get_model_entry
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 

@@ -1,22 +1,27 @@
-"""Registries: every model, dataset and (later) experiment is found by name here.
+"""Registries: every model, dataset, task and experiment is found by name in one of these tables.
 
-The CLI, the lab and the tests all go through these functions (the habit of timm's
-_registry.py / _factory.py), so a name that works in one place works everywhere.
+The CLI, the lab and the tests all go through them (the habit of timm's _registry.py /
+_factory.py), so a name that works in one place works everywhere. This module imports no
+package of deepnotes: the packages fill the tables when they are imported (as timm's and
+detectron2's registries are filled), and expose the look-ups that need them filled:
 
-    register_model(name, builder, ...)        # done by each models/<family>.py at import
-    create_model("lenet5", num_classes=10)    # build with overrides of the variant's config
-    list_models("resnet*")                    # sorted names matching a glob pattern
+    deepnotes.models.create_model("lenet5", num_classes=10)   # models/<family>.py register_variants(...)
+    deepnotes.models.list_models("resnet*")
+    deepnotes.data.load_dataset("digits")                     # data/datasets.py register_dataset(...)
+    deepnotes.tasks.get_task("classification")                # tasks/<task>.py register_task(...)
 
-An unknown name is a UserError that lists the closest valid names.
+An unknown name is a UserError that lists the closest valid names. Tests register their own
+entries inside `with MODELS.scoped():` (or DATASETS / TASKS), which puts the table back as it
+was on leaving, so nothing a test registers is ever seen by another test or by users.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
-import importlib
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from deepnotes.errors import UserError
 
@@ -26,18 +31,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> entry table with helpful errors. `kind` is used in messages ("model", "dataset")."""
 
-    def __init__(self, kind: str, populate: Callable[[], None] | None = None):
+    def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._populate = populate
-        self._populated = populate is None
-
-    def _ensure(self) -> None:
-        # Entries register themselves when their module is imported; import lazily so that
-        # `import deepnotes.registry` stays cheap.
-        if not self._populated:
-            self._populated = True
-            self._populate()
 
     def add(self, name: str, entry: T) -> T:
         if name in self._entries:
@@ -46,7 +42,6 @@ class Registry(Generic[T]):
         return entry
 
     def get(self, name: str) -> T:
-        self._ensure()
         try:
             return self._entries[name]
         except KeyError:
@@ -58,30 +53,73 @@ class Registry(Generic[T]):
         ) from None
 
     def names(self, pattern: str | None = None) -> list[str]:
-        self._ensure()
         names = sorted(self._entries)
         if pattern:
             names = [n for n in names if fnmatch.fnmatch(n, pattern)]
         return names
 
     def __contains__(self, name: str) -> bool:
-        self._ensure()
         return name in self._entries
+
+    def entries(self) -> list[T]:
+        """Every entry, sorted by name."""
+        return [self._entries[n] for n in sorted(self._entries)]
+
+    @contextlib.contextmanager
+    def scoped(self) -> Iterator["Registry[T]"]:
+        """Entries added inside the block are gone after it (tests register their own models,
+        datasets and tasks this way)."""
+        saved = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries = saved
 
 
 # --------------------------------------------------------------------------- models
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One variant of a model family, the same record for every family (and for tests).
+
+    `config` is the family's config dataclass (its fields become builder keyword arguments)
+    or a dict of builder keyword arguments; the builder always gets num_classes and
+    in_chans = input_size[0] too, and img_size = input_size[1:] when `pass_img_size` (models
+    whose parameters depend on the input size, e.g. ViT's position embedding). `num_params`
+    is the published parameter count of the variant as registered (with these num_classes
+    and in_chans), None only where nothing is published (a test model). `paper` defaults to
+    the family's. With `fixed_input_size` the model takes only input_size[1:] (LeNet-5's
+    32x32); otherwise the trainer builds it for the data's own size.
+    """
+
+    description: str
+    num_params: int | None
+    input_size: tuple[int, int, int]  # (in_chans, height, width) the variant is defined for
+    config: Any
+    num_classes: int
+    paper: str = ""
+    task: str = "classification"  # the name of a registered task (deepnotes.tasks): "classification", "segmentation", ...
+    fixed_input_size: bool = False
+    pass_img_size: bool = False
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """builder(**builder_kwargs()) builds the variant."""
+        config = asdict(self.config) if is_dataclass(self.config) else dict(self.config)
+        sizes = {"img_size": tuple(self.input_size[1:])} if self.pass_img_size else {}
+        clash = sorted(set(config) & {"num_classes", "in_chans", *sizes})
+        if clash:
+            raise ValueError(f"{', '.join(clash)} come from the Variant's own fields, not from its config")
+        return {"num_classes": self.num_classes, "in_chans": self.input_size[0], **sizes, **config}
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One registered model variant.
 
-    builder(**kwargs) returns an nn.Module; `defaults` are the variant's keyword arguments,
-    which create_model's overrides replace. `num_params` is the published parameter count of
-    the variant as registered (with its default num_classes/in_chans), asserted in a test.
-    `input_size` is (in_chans, height, width) the variant is defined for; when
-    `fixed_input_size` is False the model accepts other sizes (the trainer then builds it
-    for the data's own size where the builder takes `img_size`).
+    builder(**kwargs) returns an nn.Module; `defaults` are the variant's keyword arguments
+    (Variant.builder_kwargs), which create_model's overrides replace. The other fields are the
+    Variant's (see there); `variant` is the record itself.
     """
 
     name: str
@@ -93,58 +131,34 @@ class ModelEntry:
     input_size: tuple[int, int, int] = (1, 28, 28)
     fixed_input_size: bool = False
     task: str = "classification"
+    num_classes: int | None = None
+    variant: Variant | None = None
 
 
-def _import_models() -> None:
-    importlib.import_module("deepnotes.models")
+MODELS: Registry[ModelEntry] = Registry("model")
 
 
-MODELS: Registry[ModelEntry] = Registry("model", _import_models)
 
-
-def register_model(
-    name: str,
-    builder: Callable[..., Any],
-    *,
-    description: str,
-    paper: str = "",
-    num_params: int | None = None,
-    input_size: tuple[int, int, int] = (1, 28, 28),
-    fixed_input_size: bool = False,
-    task: str = "classification",
-    **defaults: Any,
-) -> ModelEntry:
-    """Register a model variant: `builder(**defaults)` must build it."""
-    entry = ModelEntry(
-        name=name,
-        builder=builder,
-        defaults=dict(defaults),
-        description=description,
-        paper=paper,
-        num_params=num_params,
-        input_size=tuple(input_size),
-        fixed_input_size=fixed_input_size,
-        task=task,
-    )
-    return MODELS.add(name, entry)
-
-
-def register_variants(
-    builder: Callable[..., Any], variants: dict[str, tuple[Any, int, tuple[int, int, int], str]], *, paper: str,
-    img_size: bool = False,
-) -> None:
-    """Register every variant of a family. `variants` maps name -> (config dataclass, parameter
-    count as registered, (in_chans, H, W), description); the variant is builder(**asdict(config),
-    num_classes=..., in_chans=...): 1000 classes for ImageNet-sized inputs (>= 224 px),
-    10 for the small ones (Fashion-MNIST, CIFAR). img_size=True also passes img_size=(H, W).
-    Every variant accepts other input sizes (fixed_input_size=False)."""
-    for name, (cfg, count, input_size, description) in variants.items():
-        sizes = {"img_size": tuple(input_size[1:])} if img_size else {}
-        register_model(
-            name, builder, description=description, paper=paper, num_params=count, input_size=input_size,
-            fixed_input_size=False, num_classes=1000 if min(input_size[1:]) >= 224 else 10, in_chans=input_size[0],
-            **sizes, **asdict(cfg),
-        )  # fmt: skip
+def register_variants(builder: Callable[..., Any], variants: dict[str, Variant], *, paper: str = "") -> list[ModelEntry]:
+    """Register every variant of a family: name -> Variant, built by builder(**variant.builder_kwargs()).
+    `paper` is the family's, for the variants that do not name their own. Every variant is
+    checked before any is registered."""
+    entries = []
+    for name, v in variants.items():
+        if not isinstance(v, Variant):
+            raise TypeError(f"model {name!r}: expected a Variant, got {type(v).__name__}")
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        if not v.task:
+            raise ValueError(f"model {name!r}: name its task (a registered deepnotes.tasks name, e.g. classification)")
+        if len(v.input_size) != 3:
+            raise ValueError(f"model {name!r}: input_size must be (in_chans, height, width), got {v.input_size}")
+        entries.append(ModelEntry(
+            name=name, builder=builder, defaults=v.builder_kwargs(), description=v.description, paper=v.paper or paper,
+            num_params=v.num_params, input_size=tuple(v.input_size), fixed_input_size=v.fixed_input_size, task=v.task,
+            num_classes=v.num_classes, variant=v,
+        ))  # fmt: skip
+    return [MODELS.add(e.name, e) for e in entries]
 
 
 def get_model_entry(name: str) -> ModelEntry:
@@ -191,24 +205,36 @@ def builder_accepts(name: str, argument: str) -> bool:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """One registered dataset. loader(data_dir=None, download=True) returns a deepnotes.data.ImageData."""
+    """One registered dataset. loader(data_dir=None, download=True) returns its data.
+
+    `kind` says what the loader returns, so that a task can say which datasets it trains on:
+    "images" (deepnotes.data.ImageData: images and class labels), "scenes"
+    (deepnotes.data.scenes.SceneDataset: images with per-pixel masks and boxes).
+    """
 
     name: str
     loader: Callable[..., Any]
     description: str
-    task: str = "classification"
+    kind: str = "images"
 
 
-def _import_datasets() -> None:
-    importlib.import_module("deepnotes.data")
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
-DATASETS: Registry[DatasetEntry] = Registry("dataset", _import_datasets)
-
-
-def register_dataset(name: str, loader: Callable[..., Any], *, description: str, task: str = "classification") -> DatasetEntry:
-    return DATASETS.add(name, DatasetEntry(name, loader, description, task))
+def register_dataset(name: str, loader: Callable[..., Any], *, description: str, kind: str = "images") -> DatasetEntry:
+    return DATASETS.add(name, DatasetEntry(name, loader, description, kind))
 
 
 def list_datasets(pattern: str | None = None) -> list[str]:
     return DATASETS.names(pattern)
+
+
+# --------------------------------------------------------------------------- tasks
+
+# A task (deepnotes.tasks) is an object; the table only needs its name.
+TASKS: Registry[Any] = Registry("task")
+
+
+def register_task(task: Any) -> Any:
+    """Register a task object under task.name (see deepnotes.tasks.base.Task)."""
+    return TASKS.add(task.name, task)

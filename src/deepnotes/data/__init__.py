@@ -4,7 +4,8 @@
     data.train_x.shape                             # (60000, 1, 28, 28), uint8
     list_datasets()                                # registered names
 
-Every loader is registered in deepnotes.registry (register_dataset) by deepnotes.data.datasets.
+Every loader is registered in deepnotes.registry (register_dataset) by deepnotes.data.datasets
+and deepnotes.data.scenes when this package is imported.
 Where a file comes from is decided in deepnotes.data.sources (explicit --data-dir, then
 $DEEPNOTES_DATA, then a system copy, then the user cache, then a verified download).
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from deepnotes.registry import DATASETS, DatasetEntry
 
 
 @dataclass
@@ -54,15 +57,15 @@ class ImageData:
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> ImageData:
     """Load the registered dataset `name` (see `deepnotes list`)."""
-    from deepnotes.registry import DATASETS
-
     return DATASETS.get(name).loader(data_dir=data_dir, download=download)
 
 
 def list_datasets(pattern: str | None = None) -> list[str]:
-    from deepnotes.registry import list_datasets as _list
+    return DATASETS.names(pattern)
 
-    return _list(pattern)
+
+def get_dataset_entry(name: str) -> DatasetEntry:
+    return DATASETS.get(name)
 
 
 from deepnotes.data import datasets as _datasets  # noqa: E402,F401  (registers the loaders)

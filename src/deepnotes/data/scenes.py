@@ -96,7 +96,6 @@ class SceneDataset:
     test: SceneData
     classes: tuple[str, ...]
     source: str
-    task: str = "segmentation"
 
     train_x = property(lambda self: self.train.images)
     train_y = property(lambda self: self.train.masks)
@@ -312,10 +311,10 @@ def load_digit_scenes(data_dir=None, download=True) -> SceneDataset:
 
 
 register_dataset(
-    "fashion-scenes", load_fashion_scenes, task="segmentation",
+    "fashion-scenes", load_fashion_scenes, kind="scenes",
     description="1-3 Fashion-MNIST items on 64x64 canvases, exact masks and boxes, 30k/2k, 10 classes + background",
 )  # fmt: skip
 register_dataset(
-    "digit-scenes", load_digit_scenes, task="segmentation",
+    "digit-scenes", load_digit_scenes, kind="scenes",
     description="1-3 sklearn digits (x3, 24x24) on 64x64 canvases, exact masks and boxes, 2k/500 (always available)",
 )  # fmt: skip

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from deepnotes.errors import UserError
-from deepnotes.train.config import AUGMENTS
+
+AUGMENT_PARTS = ("crop", "flip")  # what TensorBatches implements; combined with "+", or "none"
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,10 @@ def adapt_size(x: torch.Tensor, img_size: tuple[int, int]) -> tuple[torch.Tensor
 
 
 def check_augment(augment: str) -> str:
-    if augment not in AUGMENTS:
-        raise UserError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTS)}")
+    """"none", or augmentations of AUGMENT_PARTS joined by "+" (e.g. "crop+flip")."""
+    parts = [] if augment == "none" else augment.split("+")
+    if not all(p in AUGMENT_PARTS for p in parts) or len(set(parts)) != len(parts):
+        raise UserError(f"unknown augmentation {augment!r}; write none, or {' / '.join(AUGMENT_PARTS)} joined by +, e.g. crop+flip")
     return augment
 
 

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.explain.cam import _eval_mode
+from deepnotes.explain.tracing import eval_mode
 
 __all__ = [
     "METHODS",
@@ -155,7 +155,7 @@ def fgsm(
     x = _pixels(x)
     _check_range(x, clamp)
     m, s = _stats(mean, std, x)
-    with _eval_mode(model):
+    with eval_mode(model):
         g = _loss_grad(model, x, y, m, s, loss_fn)
     return _box(x + eps * g.sign(), clamp).detach()
 
@@ -196,7 +196,7 @@ def pgd(
     if random_start and eps > 0:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)  # U[0, 1)
         adv = _box(x + (2 * noise - 1) * eps, clamp)
-    with _eval_mode(model):
+    with eval_mode(model):
         for _ in range(steps):
             g = _loss_grad(model, adv, y, m, s, loss_fn)
             adv = adv + alpha * g.sign()
@@ -263,7 +263,7 @@ def predict(
     """(predicted classes (B,), softmax probabilities (B, num_classes)) for [0, 1] pixel images."""
     x = _pixels(x)
     m, s = _stats(mean, std, x)
-    with _eval_mode(model):
+    with eval_mode(model):
         probs = torch.softmax(model(_to_model(x, m, s)), 1)
     return probs.argmax(1), probs
 
@@ -311,7 +311,7 @@ def accuracy_vs_eps(
                 adv = pgd(model, x, y, eps, alpha, steps, random_start, generator=gen, **kw)
             else:
                 adv = fgsm(model, x, y, eps, **kw)
-            with torch.no_grad(), _eval_mode(model):
+            with torch.no_grad(), eval_mode(model):
                 logits = model(_to_model(adv, m, s))
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))

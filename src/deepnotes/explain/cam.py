@@ -15,7 +15,7 @@ The methods, with A_k the k-th channel (h x w) of the chosen layer's output, y^c
   followed by global average pooling and one linear layer (y^c = sum_k w_k^c mean(A_k) + b_c),
   M_c = sum_k w_k^c A_k (eq. 2), so y^c = mean(M_c) + b_c: the map says how much each
   position adds to the score. No ReLU (the paper has none); only models with exactly that head
-  qualify, which is checked from the operations the forward pass really runs (see _Chain),
+  qualify, which is checked from the operations the forward pass really runs (see deepnotes.explain.tracing.OpChain),
   not from attribute names, and confirmed numerically (the linear layer's input must equal the
   spatial mean of A). Any other head is a UserError that suggests "gradcam".
 - "gradcam": Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, "Grad-CAM: Visual
@@ -75,10 +75,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from deepnotes.errors import UserError
-from deepnotes.explain.summary import _first_tensor, _func_name, _tensors  # the tracer's helpers, shared
+from deepnotes.explain.tracing import OpChain, display_name, eval_mode, first_tensor, linear_after, linear_weight
 
 __all__ = ["METHODS", "CamResult", "compute_cam", "draw_cam", "layer_names", "overlay", "parse_layer"]
 
@@ -162,22 +161,6 @@ def layer_names(model: nn.Module) -> list[str]:
     return [n for n in _module_names(model)[1] if n]
 
 
-def _model_name(model: nn.Module, model_name: str | None) -> str:
-    return model_name or type(model).__name__
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration; every submodule's own training flag is put back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
 @contextlib.contextmanager
 def _hooks(handles: list) -> Iterator[list]:
     """Remove every hook handle appended to `handles`, whatever happens inside."""
@@ -190,89 +173,6 @@ def _hooks(handles: list) -> Iterator[list]:
 
 
 # --------------------------------------------------------------------------- what follows a layer
-
-
-@dataclass
-class _Op:
-    name: str
-    args: tuple
-    kwargs: dict
-    inputs: list[torch.Tensor]  # the traced tensors among the arguments
-    out: torch.Tensor
-
-
-class _Chain(TorchFunctionMode):
-    """Records every torch call that consumes a tensor derived from `start(t)` (CAM's and the
-    templates' structural check: what the network really does with a layer's output)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tracked: dict[int, torch.Tensor] = {}  # id -> tensor (kept alive, so ids stay unique)
-        self.ops: list[_Op] = []
-
-    def start(self, t: torch.Tensor) -> None:
-        self.tracked[id(t)] = t
-
-    def _is_tracked(self, t: torch.Tensor) -> bool:
-        return self.tracked.get(id(t)) is t
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if self.tracked:
-            ins = [t for t in _tensors((args, kwargs)) if self._is_tracked(t)]
-            outs = list(_tensors(out)) if ins else []
-            if outs:
-                self.ops.append(_Op(_func_name(func), args, kwargs, ins, outs[0]))
-                for o in outs:
-                    self.tracked[id(o)] = o
-        return out
-
-
-# ops that only rearrange or (in eval mode) pass values through
-_PASS = {"flatten", "view", "reshape", "squeeze", "unsqueeze", "contiguous", "clone", "view_as", "reshape_as"}
-_DROPOUT = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "feature_dropout"}
-_AVERAGE = {"adaptive_avg_pool2d", "avg_pool2d", "mean", "adaptive_avg_pool1d", "avg_pool1d"}
-
-
-def _linear_after(ops: list[_Op], start: torch.Tensor, output: torch.Tensor, allow_average: bool) -> tuple[_Op | None, str]:
-    """If `start` reaches `output` through one chain of pass-through ops (plus averages when
-    allow_average) and exactly one F.linear whose result is `output`, return that linear op.
-    Otherwise (None, a description of what follows `start`)."""
-    desc = " -> ".join(_describe(op) for op in ops[:8]) + (" -> ..." if len(ops) > 8 else "")
-    desc = desc or "nothing the tracer could follow"
-    head, linear = start, None
-    for op in ops:
-        if len(op.inputs) != 1 or op.inputs[0] is not head or linear is not None:
-            return None, desc  # a branch, a merge, or something after the linear layer
-        name = op.name
-        if name == "linear":
-            linear = op
-        elif name in _DROPOUT:
-            training = op.kwargs.get("training", op.args[2] if len(op.args) > 2 else True)
-            if training:
-                return None, desc
-        elif name not in _PASS and not (allow_average and name in _AVERAGE):
-            return None, desc
-        head = op.out
-    if linear is None or linear.out is not output:
-        return None, desc
-    return linear, desc
-
-
-def _describe(op: _Op) -> str:
-    if op.name == "adaptive_avg_pool2d" and len(op.args) > 1:
-        return f"adaptive_avg_pool2d({op.args[1]})"
-    if op.name == "linear":
-        w = op.args[1] if len(op.args) > 1 else op.kwargs.get("weight")
-        return f"linear({w.shape[1]}->{w.shape[0]})" if isinstance(w, torch.Tensor) else "linear"
-    return op.name
-
-
-def _linear_weight(op: _Op) -> tuple[torch.Tensor, torch.Tensor | None]:
-    w = op.args[1] if len(op.args) > 1 else op.kwargs["weight"]
-    b = op.args[2] if len(op.args) > 2 else op.kwargs.get("bias")
-    return w, b
 
 
 # --------------------------------------------------------------------------- token layers
@@ -342,10 +242,10 @@ class _Call:
 
 
 def _logits(out: Any, model: nn.Module, model_name: str | None) -> torch.Tensor:
-    logits = _first_tensor(out)
+    logits = first_tensor(out)
     if logits is None or logits.dim() != 2:
         shape = None if logits is None else tuple(logits.shape)
-        raise UserError(f"{_model_name(model, model_name)} returns {shape}, not logits (B, num_classes); CAM needs a classifier")
+        raise UserError(f"{display_name(model, model_name)} returns {shape}, not logits (B, num_classes); CAM needs a classifier")
     return logits
 
 
@@ -372,7 +272,7 @@ def _probe_calls(model: nn.Module, x: torch.Tensor, names: dict[int, str]) -> tu
 
     def hook(module, args, output):
         counts[id(module)] = counts.get(id(module), 0) + 1
-        t = _first_tensor(output)
+        t = first_tensor(output)
         if t is not None and id(module) != root:
             calls.append(_Call(names.get(id(module), "?"), counts[id(module)], t, next(module.children(), None) is None))
 
@@ -431,7 +331,7 @@ def _default_layer(model, x, names, target, model_name) -> tuple[str, int]:
                 return c.name, c.call
     shape = "x".join(map(str, feats.shape[1:])) if feats is not None else None
     raise UserError(
-        f"{_model_name(model, model_name)} has no layer with a spatial map (B, C, H, W) larger than 1x1 or patch tokens"
+        f"{display_name(model, model_name)} has no layer with a spatial map (B, C, H, W) larger than 1x1 or patch tokens"
         + (f" (its forward_features gives (B, {shape}))" if shape else "")
         + "; CAM and Grad-CAM need one: use method='saliency' (gradients w.r.t. the input pixels)"
     )
@@ -444,14 +344,14 @@ def _check_layer_name(model: nn.Module, name: str, by_name: dict[str, nn.Module]
     close = difflib.get_close_matches(name, valid, n=6, cutoff=0.5)
     listing = f"valid layers: {', '.join(valid)}; " if len(valid) <= 30 else ""
     raise UserError(
-        f"no layer {name!r} in {_model_name(model, model_name)}"
+        f"no layer {name!r} in {display_name(model, model_name)}"
         + (f"; closest: {', '.join(close)}" if close else "")
         + f"; {listing}`deepnotes inspect MODEL` lists all {len(valid)} with their output shapes "
         "(add ' #k' for the k-th call of a module used several times)"
     )
 
 
-def _capture(model, x, module, name, call, chain: _Chain | None, model_name):
+def _capture(model, x, module, name, call, chain: OpChain | None, model_name):
     """Forward pass with the output of `module`'s call number `call` captured.
 
     The hook hands the rest of the network a clone, so in-place ops later in the network
@@ -463,7 +363,7 @@ def _capture(model, x, module, name, call, chain: _Chain | None, model_name):
         state["n"] += 1
         if state["n"] != call:
             return None
-        t = _first_tensor(output)
+        t = first_tensor(output)
         if t is None:
             return None
         c = t.clone()
@@ -483,7 +383,7 @@ def _capture(model, x, module, name, call, chain: _Chain | None, model_name):
         ran = state["n"]
         label = _label(name, call)
         if ran == 0:
-            raise UserError(f"layer {label!r} of {_model_name(model, model_name)} does not run in the forward pass")
+            raise UserError(f"layer {label!r} of {display_name(model, model_name)} does not run in the forward pass")
         raise UserError(f"layer {name!r} runs {ran} time(s) in one forward pass, so {label!r} does not exist; use '{name}' .. '{_label(name, ran)}'")
     return state["orig"], state["clone"], out
 
@@ -544,7 +444,7 @@ def compute_cam(
         x = x[None]
     hw = (int(x.shape[-2]), int(x.shape[-1]))
     notes: list[str] = []
-    with _eval_mode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         x_in = x.clone().requires_grad_(True)  # gradients flow even through a frozen model
         if method == "saliency":
             logits = _logits(model(x_in), model, model_name)
@@ -565,7 +465,7 @@ def compute_cam(
         module = _check_layer_name(model, name, by_name, model_name)
         name = first_names[id(module)]  # a module known under several names: the one inspect shows
         label = _label(name, call)
-        chain = _Chain() if method == "cam" else None
+        chain = OpChain() if method == "cam" else None
         act, passed, out = _capture(model, x_in, module, name, call, chain, model_name)
         logits = _logits(out, model, model_name)
         tgt = _targets(target, logits)
@@ -598,17 +498,17 @@ def compute_cam(
         )  # fmt: skip
 
 
-def _cam_weights(model, chain: _Chain, passed, logits, A, layout, label, model_name) -> torch.Tensor:
+def _cam_weights(model, chain: OpChain, passed, logits, A, layout, label, model_name) -> torch.Tensor:
     """The linear layer's weight (num_classes, K) if the layer is followed by GAP + one linear layer."""
-    name = _model_name(model, model_name)
+    name = display_name(model, model_name)
     hint = "Grad-CAM works for any head: use method='gradcam' (for a GAP + linear head it equals CAM up to a positive scale)"
     if layout != "map":
         raise UserError(f"{name} cannot give a CAM at layer {label!r}: it outputs tokens, and CAM needs a feature map "
                         f"(B, C, H, W) followed by global average pooling and one linear layer; {hint}")  # fmt: skip
-    op, desc = _linear_after(chain.ops, passed, logits, allow_average=True)
+    op, desc = linear_after(chain.ops, passed, logits, allow_average=True)
     ok = op is not None
     if ok:
-        w, _ = _linear_weight(op)
+        w, _ = linear_weight(op)
         lin_in = op.args[0].detach()
         gap = A.mean((2, 3))
         ok = lin_in.shape == gap.shape and w.shape[1] == A.shape[1] and torch.allclose(lin_in, gap, rtol=1e-4, atol=1e-5 * (1 + float(gap.abs().max())))

@@ -49,7 +49,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -60,6 +60,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from deepnotes.errors import UserError
+from deepnotes.explain.tracing import first_tensor, func_name, tensors
 
 __all__ = [
     "LayerRow",
@@ -185,28 +186,6 @@ def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> A
     return args[i] if len(args) > i else default
 
 
-def _tensors(obj: Any) -> Iterable[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from _tensors(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _tensors(o)
-
-
-def _first_tensor(obj: Any) -> torch.Tensor | None:
-    return next(iter(_tensors(obj)), None)
-
-
-def _func_name(func: Any) -> str:
-    name = getattr(func, "__name__", "")
-    if name == "__get__":  # a Tensor property such as .T or .mT
-        name = getattr(getattr(func, "__self__", None), "__name__", "")
-    return name
-
-
 # --------------------------------------------------------------------------- the tracer
 
 _CONV = {"conv1d", "conv2d", "conv3d"}
@@ -271,10 +250,10 @@ class _Tracer(TorchFunctionMode):
         out = func(*args, **kwargs)
         if self.busy:
             return out
-        outs = list(_tensors(out))
+        outs = list(tensors(out))
         if not outs:
             return out
-        name = _func_name(func)
+        name = func_name(func)
         try:
             macs = self._macs(func, name, args, kwargs, outs[0])
         except Exception:  # noqa: BLE001 - bookkeeping must never break the forward pass
@@ -283,7 +262,7 @@ class _Tracer(TorchFunctionMode):
             self.total_macs += macs
             if self.stack:
                 self.stack[-1].macs += macs
-        ins = [(t, g) for t in _tensors((args, kwargs)) if (g := self.get(t)) is not None]
+        ins = [(t, g) for t in tensors((args, kwargs)) if (g := self.get(t)) is not None]
         if not ins:
             return out
         try:
@@ -895,7 +874,7 @@ def summarize(model: nn.Module, input_size: Sequence[int], *, name: str = "") ->
         notes.append(f"ops whose geometry could not be followed (treated as global): {', '.join(sorted(tracer.unknown))}")
     if total != counted:
         notes.append(f"{total - counted:,} parameters are not used by the forward pass in eval mode: {', '.join(unused) or '?'}")
-    first = _first_tensor(out)
+    first = first_tensor(out)
     return Summary(
         name=name or type(model).__name__,
         input_size=input_size,
@@ -923,7 +902,7 @@ def _make_row(module: nn.Module, frame: _Frame, output: Any, tracer: _Tracer, se
         is_layer = direct_params or frame.macs > 0 or bool(frame.ops)
     else:
         is_layer = not isinstance(module, _NO_WORK)
-    t = _first_tensor(output)
+    t = first_tensor(output)
     g = tracer.get(t) if t is not None else None
     rf = jump = start = spatial = None
     is_global, exact = False, True
@@ -965,7 +944,7 @@ def inspect_model(name: str, input_size: Sequence[int] | None = None, **override
     falls back to a real CPU build for models whose forward needs real values. A wrong input
     size or a model that cannot run on it is a UserError.
     """
-    from deepnotes.registry import builder_accepts, create_model, get_model_entry
+    from deepnotes.models import builder_accepts, create_model, get_model_entry
 
     entry = get_model_entry(name)
     size = tuple(int(v) for v in (input_size or entry.input_size))
@@ -996,7 +975,7 @@ def inspect_model(name: str, input_size: Sequence[int] | None = None, **override
 
 def _summarize_on_meta(name: str, size: tuple[int, ...], kwargs: dict) -> Summary | None:
     """summarize() a meta-device build of `name`, or None when some op of it needs real values."""
-    from deepnotes.registry import create_model
+    from deepnotes.models import create_model
 
     with torch.device("meta"):
         model = create_model(name, **kwargs)
@@ -1095,7 +1074,7 @@ class _ProbeMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        name = _func_name(func)
+        name = func_name(func)
         if "with_indices" in name:
             raise NotImplementedError(f"receptive-field probe: {name} (pooling indices)")
         if name in _MAXPOOL:
@@ -1180,7 +1159,7 @@ def measure_receptive_field(
             calls[name] = calls.get(name, 0) + 1
             key = (name, calls[name])
             if key in wanted:
-                captured[key] = _first_tensor(output)
+                captured[key] = first_tensor(output)
                 if len(captured) == len(wanted):
                     raise _Stop
 

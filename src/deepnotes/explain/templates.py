@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from deepnotes.errors import UserError
-from deepnotes.explain.cam import _Chain, _eval_mode, _linear_after, _linear_weight, _model_name
+from deepnotes.explain.tracing import OpChain, display_name, eval_mode, linear_after, linear_weight
 
 __all__ = ["class_templates", "draw_templates"]
 
@@ -65,21 +65,21 @@ def class_templates(
     image is a UserError saying so.
     """
     c, h, w = _input_size(model, input_size)
-    name = _model_name(model, model_name)
+    name = display_name(model, model_name)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.rand((2, c, h, w), generator=torch.Generator().manual_seed(0)).to(device)
-    chain = _Chain()
+    chain = OpChain()
     chain.start(x)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         try:
             with chain:
                 out = model(x)
         except (RuntimeError, ValueError) as e:
             raise UserError(f"{name} cannot run on input {c}x{h}x{w}: {e}") from None
     logits = out if isinstance(out, torch.Tensor) else None
-    op, desc = _linear_after(chain.ops, x, logits, allow_average=False) if logits is not None else (None, "?")
+    op, desc = linear_after(chain.ops, x, logits, allow_average=False) if logits is not None else (None, "?")
     if op is not None:
-        weight, _ = _linear_weight(op)
+        weight, _ = linear_weight(op)
         ok = weight.dim() == 2 and weight.shape[1] == c * h * w and torch.equal(op.args[0].reshape(2, -1), x.reshape(2, -1))
     if op is None or not ok:
         raise UserError(

@@ -1,14 +1,21 @@
-"""The lab: every claim of the notes (CURRICULUM.md, C01-C48) as an experiment that runs,
-measures, draws figures and states a verdict computed from its numbers.
+"""The lab: every claim of the notes (the ids C01-C48 of deepnotes.lab.claims) as an experiment
+that runs, measures, draws figures and states a verdict computed from its numbers.
 
     deepnotes lab list
-    deepnotes lab run C05 C06 --quick --out lab-out
-    deepnotes lab report --out lab-out
+    deepnotes lab run C05 C06 --quick             # -> runs/lab/C05/, runs/lab/C06/
+    deepnotes lab report runs/lab
 
-An experiment is a function `run(ctx, **params) -> Finding` registered with @experiment. The
-default params reproduce the claim's setting; tests pass other params (the opposite evidence,
-e.g. C07 with random instead of zero init) and check that the verdict flips. The verdict
-always comes from a `judge(numbers)` function, never from hand-written text.
+The experiments live in chapter subpackages (lab/cnn/, lab/training/, lab/attention/, ...); every
+module of every chapter is imported on first use of the registry (a new chapter is a new
+subpackage, listed nowhere). An experiment is a function `run_cNN(ctx, **params) -> Finding`
+registered with
+
+    @experiment("C05", quick_verdict="holds", opposite={"activation": "relu"})
+
+The default params reproduce the claim's setting; quick_verdict is the verdict of the quick run
+with them, and `opposite` the params that give the opposite evidence (the verdict must flip to
+"does not hold"); one parametrized test runs both for every registered experiment. The verdict
+always comes from a `judge_cNN(numbers)` function, never from hand-written text.
 
 Each run writes OUT/ID/result.json:
     {"id", "title", "korean", "claim", "verdict", "reason", "numbers", "figures", "seconds",
@@ -19,7 +26,9 @@ and the figures (PNG) beside it.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import pkgutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,22 +39,7 @@ from deepnotes.lab.claims import CLAIMS, Claim
 from deepnotes.registry import Registry
 
 VERDICTS = ("holds", "does not hold", "holds with a correction")
-DEFAULT_OUT = "lab-out"
-
-# One module per claim group; importing them registers their experiments.
-EXPERIMENT_MODULES = (
-    "deepnotes.lab.cnn",
-    "deepnotes.lab.activations",
-    "deepnotes.lab.init",
-    "deepnotes.lab.normalization",
-    "deepnotes.lab.optimization",
-    "deepnotes.lab.pca",
-    "deepnotes.lab.depth",
-    "deepnotes.lab.transfer",
-    "deepnotes.lab.explain",
-    "deepnotes.lab.attention",
-    "deepnotes.lab.dense",
-)
+DEFAULT_OUT = "runs/lab"  # under runs/, which git ignores
 
 
 @dataclass(frozen=True)
@@ -88,28 +82,50 @@ class Context:
 
 @dataclass(frozen=True)
 class Experiment:
+    """A registered experiment: the claim's wording, the run function, and the evidence the tests
+    check: the verdict of the quick default run, and the params that flip it to "does not hold"."""
+
     id: str
     title: str
     korean: str
     claim: str
     run: Callable[..., Finding]
+    quick_verdict: str | None = None
+    opposite: dict[str, Any] | None = None
 
 
-def _populate() -> None:
-    for module in EXPERIMENT_MODULES:
-        importlib.import_module(module)
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+_discovered = False
 
 
-EXPERIMENTS: Registry[Experiment] = Registry("experiment", _populate)
+def _discover() -> None:
+    """Import every module of every chapter subpackage of deepnotes.lab once (their @experiment
+    decorators fill EXPERIMENTS). Lazy, so that `import deepnotes.lab` does not import torch."""
+    global _discovered
+    if _discovered:
+        return
+    for chapter in pkgutil.iter_modules(__path__, f"{__name__}."):
+        if chapter.ispkg:
+            package = importlib.import_module(chapter.name)
+            for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+                importlib.import_module(module.name)
+    _discovered = True  # set last: a module that fails to import fails every look-up, not only the first
 
 
-def experiment(id: str):
-    """Decorator: register `run(ctx, **params) -> Finding` as the experiment for claim `id`
-    (its title, Korean term and wording come from deepnotes.lab.claims)."""
+def experiment(id: str, *, quick_verdict: str | None = None, opposite: dict[str, Any] | None = None):
+    """Decorator: register `run_cNN(ctx, **params) -> Finding` as the experiment for claim `id`
+    (its title, Korean term and wording come from deepnotes.lab.claims). quick_verdict: the verdict
+    of the quick run with the default params; opposite: params that give the opposite evidence
+    (the verdict becomes "does not hold"). tests/test_lab.py fails for an experiment without them."""
+    if quick_verdict is not None and quick_verdict not in VERDICTS:
+        raise ValueError(f"{id}: quick_verdict must be one of {VERDICTS}, got {quick_verdict!r}")
 
     def wrap(fn: Callable[..., Finding]) -> Callable[..., Finding]:
+        unknown = set(opposite or ()) - set(inspect.signature(fn).parameters)
+        if unknown:
+            raise ValueError(f"{id}: opposite names params {fn.__name__} does not take: {sorted(unknown)}")
         c = CLAIMS[id]
-        EXPERIMENTS.add(id, Experiment(c.id, c.title, c.korean, c.claim, fn))
+        EXPERIMENTS.add(id, Experiment(c.id, c.title, c.korean, c.claim, fn, quick_verdict, dict(opposite) if opposite else None))
         return fn
 
     return wrap
@@ -117,11 +133,13 @@ def experiment(id: str):
 
 def claim_status() -> list[tuple[Claim, bool]]:
     """Every claim of the notes, and whether an experiment implements it."""
+    _discover()
     return [(c, c.id in EXPERIMENTS) for c in CLAIMS.values()]
 
 
 def get_experiment(id: str) -> Experiment:
     """The experiment for claim `id`; a clear error for unknown or not yet implemented claims."""
+    _discover()
     id = id.upper()
     if id in CLAIMS and id not in EXPERIMENTS:
         done = ", ".join(EXPERIMENTS.names())
@@ -130,6 +148,7 @@ def get_experiment(id: str) -> Experiment:
 
 
 def list_experiments(pattern: str | None = None) -> list[Experiment]:
+    _discover()
     return [EXPERIMENTS.get(name) for name in EXPERIMENTS.names(pattern)]
 
 

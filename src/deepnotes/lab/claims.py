@@ -1,7 +1,8 @@
-"""The claims of the notes (CURRICULUM.md), with an English title and the notes' Korean term.
+"""The claims of the learner's notes, C01-C48, with an English title and the notes' Korean term
+(the notes themselves are not part of this repository: these entries are their claims).
 
-Experiments attach to these ids; `deepnotes lab list` shows every claim and whether it is
-implemented yet.
+Experiments attach to these ids (docs/lab.md shows what each one measured); `deepnotes lab list`
+shows every claim and whether it is implemented yet.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Shared pieces of the lab experiments: real data in small doses, a short training loop
-that records every step, and figure helpers.
+"""Shared pieces of the lab experiments: real data in small doses, the one training loop of the
+lab (train_small, which records every step), and figure helpers.
 
 Quick runs use scikit-learn's digits (always installed); full runs use Fashion-MNIST when it
 can be found, and say which data they used in their numbers.
@@ -7,11 +7,15 @@ can be found, and say which data they used in their numbers.
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.data import ImageData, load_dataset
@@ -77,40 +81,108 @@ def lab_data(quick: bool, *, n_train: int | None = None, n_test: int | None = No
 
 @dataclass
 class History:
+    """What train_small records: the loss of every step; per epoch the mean training loss, the
+    test accuracy (when it evaluates) and the seconds spent in training steps so far."""
+
     step_loss: list[float] = field(default_factory=list)
     epoch_train_loss: list[float] = field(default_factory=list)
     epoch_test_accuracy: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+class Step(NamedTuple):
+    """What on_step sees after each optimizer step; logits and loss are those of the step (from
+    before the update), so a callback can inspect the gradients the step used."""
+
+    step: int  # 1-based, counted over the whole run
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    logits: torch.Tensor
+    loss: float
+
+
+class Batches:
+    """Mini-batches of (x, y) drawn from one random stream for the whole run: each epoch a
+    permutation from the generator seeded with `seed`; then, batch by batch, augment(x, generator)
+    (on the raw batch), normalization by `spec` (uint8 images; None: x as it is) and
+    attack(x, y, generator) (e.g. adversarial examples of the current model) draw from the same
+    stream. Whole batches only, at least one per epoch. shuffle=False keeps the order (with
+    batch_size = len(x): full-batch training). One object serves one run: the stream goes on."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        spec: InputSpec | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        attack: Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    ):
+        self.x, self.y, self.batch_size, self.spec = x, y, batch_size, spec
+        self.shuffle, self.augment, self.attack = shuffle, augment, attack
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of the next epoch (`epoch` is not used: the stream decides the order)."""
+        n, b = len(self.x), self.batch_size
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for i in range(max(1, n // b)):
+            idx = order[i * b : (i + 1) * b]
+            x, y = self.x[idx], self.y[idx]
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            if self.spec is not None:
+                x = self.spec.normalize(x)
+            if self.attack is not None:
+                x = self.attack(x, y, self.generator)
+            yield x, y
 
 
 def train_small(
     model: nn.Module,
-    data: Data,
+    data: Data | None,
     optimizer: torch.optim.Optimizer,
     *,
     epochs: int,
     batch_size: int = 64,
-    standardize: bool = True,
+    spec: InputSpec | None = None,
     seed: int = 0,
-    scheduler=None,
-    on_step: Callable[[nn.Module, int], None] | None = None,
+    drop_last: bool = True,
+    batches: TensorBatches | Batches | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    evaluate: bool = True,
 ) -> History:
-    """A plain loop that records the loss of every step (the lab wants curves, not speed).
+    """The lab's one training loop: plain, and recording every step (the lab wants curves, not speed).
 
-    on_step(model, step) is called after each optimizer step (e.g. to record gradients).
-    Training stops early, keeping what it recorded, if the loss becomes NaN/inf (a large LR
-    may do that, and that is a result).
+    The batches are TensorBatches over data.train_x normalized by `spec` (default data.spec()),
+    reshuffled every epoch from `seed`, or `batches` (e.g. Batches: one random stream that also
+    drives augmentation and attacks). Each step: loss_fn(model(x), y), backward, optimizer step,
+    scheduler step (per step), then on_step(Step(...)). evaluate: the accuracy on data.test_x after
+    every epoch. Training stops early, keeping what it recorded, if the loss becomes NaN/inf (a
+    large LR may do that, and that is a result).
     """
-    spec = data.spec(standardize)
-    batches = TensorBatches(data.train_x, data.train_y, spec, batch_size, shuffle=True, seed=seed, drop_last=True)
-    test = TensorBatches(data.test_x, data.test_y, spec, 1000)
-    loss_fn = nn.CrossEntropyLoss()
+    if spec is None and (batches is None or evaluate):
+        spec = data.spec()
+    if batches is None:
+        batches = TensorBatches(data.train_x, data.train_y, spec, batch_size, shuffle=True, seed=seed, drop_last=drop_last)
+    test = TensorBatches(data.test_x, data.test_y, spec, 1000) if evaluate else None
     hist = History()
-    step = 0
+    step, clock = 0, 0.0
     for epoch in range(1, epochs + 1):
-        model.train()
+        start = time.perf_counter()
         total, seen = 0.0, 0
+        model.train()
         for x, y in batches.epoch(epoch):
-            loss = loss_fn(model(x), y)
+            if not model.training:  # on_step (or an attack in the batches) switched to eval mode
+                model.train()
+            logits = model(x)
+            loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -120,13 +192,16 @@ def train_small(
             value = loss.item()
             hist.step_loss.append(value)
             if on_step is not None:
-                on_step(model, step)
-            if not np.isfinite(value):
+                on_step(Step(step, model, x, y, logits.detach(), value))
+            if not math.isfinite(value):
                 return hist
             total += value * len(y)
             seen += len(y)
+        clock += time.perf_counter() - start
+        hist.epoch_seconds.append(clock)
         hist.epoch_train_loss.append(total / max(1, seen))
-        hist.epoch_test_accuracy.append(accuracy(model, test))
+        if test is not None:
+            hist.epoch_test_accuracy.append(accuracy(model, test))
     return hist
 
 

@@ -74,7 +74,7 @@ def write_lab_report(out: str | Path = DEFAULT_OUT) -> Path:
     return write_text(out / "report.html", "\n".join(parts))
 
 
-LAB_DOCS_COMMAND = "deepnotes lab run all --out docs/lab && deepnotes lab report --out docs/lab --markdown docs/lab.md"
+LAB_DOCS_COMMAND = "deepnotes lab run all --out docs/lab && deepnotes lab report docs/lab --markdown docs/lab.md"
 
 
 def _md_value(v: Any) -> str:
@@ -94,7 +94,7 @@ def write_lab_markdown(out: str | Path, md_path: str | Path) -> Path:
         "# The lab: the claims of the notes, measured",
         "",
         f"Produced by `{LAB_DOCS_COMMAND}` (full sizes, seed 0; `make lab` runs the same).",
-        "Every verdict is computed from the numbers by the experiment's `judge` function.",
+        "Every verdict is computed from the numbers by the experiment's `judge_cNN` function.",
         "",
         "| id | claim | Korean term | verdict | seconds |",
         "|---|---|---|---|---|",

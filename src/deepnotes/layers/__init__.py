@@ -4,6 +4,7 @@
     init         zeros, small random, LeCun, Xavier/Glorot, He/Kaiming initializers; fan computation
     norm         BatchNorm1d/2d, LayerNorm
     dropout      classic and inverted dropout
+    ops          center_crop (U-Net's crop of its skips)
 
 Import from the submodules, e.g. ``from deepnotes.layers.norm import BatchNorm2d``.
 """
@@ -12,6 +13,7 @@ from deepnotes.layers.activations import ACTIVATIONS, make_activation
 from deepnotes.layers.dropout import Dropout
 from deepnotes.layers.init import INITIALIZERS, init_model_
 from deepnotes.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from deepnotes.layers.ops import center_crop
 
 __all__ = [
     "ACTIVATIONS",
@@ -20,6 +22,7 @@ __all__ = [
     "BatchNorm2d",
     "Dropout",
     "LayerNorm",
+    "center_crop",
     "init_model_",
     "make_activation",
 ]

@@ -1,4 +1,8 @@
-"""Model families, one per file. Importing this package registers every variant.
+"""Model families, one per file. Importing this package registers every variant; the look-ups
+below are the way in (the registry itself imports no package):
+
+    from deepnotes.models import create_model, list_models, get_model_entry
+    model = create_model("resnet18", num_classes=10)
 
 Each file follows the same order: helpers, blocks, the model class, one private builder,
 then the registered variants (data, with their published parameter counts).
@@ -6,3 +10,6 @@ then the registered variants (data, with their published parameter counts).
 
 # registration side effects; fcn, unet: segmentation; vit: vision transformers
 from deepnotes.models import alexnet, densenet, fcn, googlenet, lenet, mlp, resnet, unet, vgg, vit  # noqa: F401
+from deepnotes.registry import MODELS, ModelEntry, builder_accepts, create_model, get_model_entry, list_models
+
+__all__ = ["MODELS", "ModelEntry", "builder_accepts", "create_model", "get_model_entry", "list_models"]

@@ -73,14 +73,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import Variant, register_variants
 
 PAPER = (
     'Krizhevsky, Sutskever & Hinton 2012, "ImageNet Classification with Deep Convolutional Neural Networks", '
@@ -244,6 +244,7 @@ class AlexNet(nn.Module):
             self.pool = nn.Identity()
             self.valid_sizes = [s for s in range(1, 1024) if self._feature_size(s) == cfg.pool_size]
         self.head = fc_head(c * cfg.pool_size**2, num_classes, cfg.fc_width, cfg.dropout, cfg.dropout_first)
+        self.classifier_modules = ("head",)  # FC6-FC8; transfer learning replaces them
         _init_weights(self, cfg.init)
 
     def _feature_size(self, size: int) -> int | None:
@@ -332,48 +333,27 @@ _SMALL = (
     ConvSpec(128, 3, 1, 1, pool=True),
 )
 
-# name -> (config, parameter count as registered, (in_chans, H, W), fixed size, paper, description)
 # alexnet: torchvision's published count. alexnet_paper: derived layer by layer in the tests.
 # alexnet_small (1 input channel, 10 classes): convs 320 + 76,896 + 166,080 + 221,312 +
 # 147,584 = 612,192; FC 128*2*2 -> 512 -> 512 -> 10: 262,656 + 262,656 + 5,130 = 530,442;
 # 1,142,634 in all.
-VARIANTS: dict[str, tuple[AlexNetConfig, int, tuple[int, int, int], bool, str, str]] = {
-    "alexnet": (
-        AlexNetConfig(_SINGLE_TOWER),
-        61_100_840,
-        (3, 224, 224),
-        False,
-        PAPER_ONE_WEIRD_TRICK,
+VARIANTS: dict[str, Variant] = {
+    "alexnet": Variant(
         "AlexNet, single tower (torchvision): 5 convs 64-192-384-256-256 + FC 4096-4096",
+        num_params=61_100_840, input_size=(3, 224, 224), num_classes=1000, config=AlexNetConfig(_SINGLE_TOWER),
+        paper=PAPER_ONE_WEIRD_TRICK,
     ),
-    "alexnet_paper": (
-        AlexNetConfig(_TWO_TOWER, adaptive_pool=False, dropout_first=False, init="paper"),
-        60_965_224,
-        (3, 227, 227),
-        True,
-        PAPER,
+    "alexnet_paper": Variant(
         "AlexNet as in the 2012 paper: two towers (grouped conv2/4/5), LRN, 96-256-384-384-256, 227x227",
+        num_params=60_965_224, input_size=(3, 227, 227), num_classes=1000,
+        config=AlexNetConfig(_TWO_TOWER, adaptive_pool=False, dropout_first=False, init="paper"),
+        fixed_input_size=True,  # no adaptive pool: FC6 fixes the input size
     ),
-    "alexnet_small": (
-        AlexNetConfig(_SMALL, pool=(3, 2, 1), pool_size=2, fc_width=512, init="kaiming"),
-        1_142_634,
-        (1, 28, 28),
-        False,
-        PAPER,
+    "alexnet_small": Variant(
         "CIFAR-style AlexNet for 28x28/32x32: 3x3/1 conv1, 32-96-192-128-128, FC 512-512",
+        num_params=1_142_634, input_size=(1, 28, 28), num_classes=10,
+        config=AlexNetConfig(_SMALL, pool=(3, 2, 1), pool_size=2, fc_width=512, init="kaiming"),
     ),
 }
 
-for _name, (_cfg, _count, _input_size, _fixed, _paper, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _alexnet,
-        description=_description,
-        paper=_paper,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=_fixed,
-        num_classes=1000 if _input_size[0] == 3 else 10,
-        in_chans=_input_size[0],
-        **asdict(_cfg),
-    )
+register_variants(_alexnet, VARIANTS, paper=PAPER)

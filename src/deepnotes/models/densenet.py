@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from deepnotes.registry import register_variants
+from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Huang, Liu, van der Maaten & Weinberger 2016, "Densely Connected Convolutional Networks", arXiv:1608.06993'
 
@@ -196,6 +196,7 @@ class DenseNet(nn.Module):
         self.min_size = 4 * need - 3 if cfg.stem == "imagenet" else need
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(c, num_classes)
+        self.classifier_modules = ("head",)  # depends on the classes; transfer learning replaces it
         _init_weights(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -249,16 +250,30 @@ def _cifar_bc(depth: int, growth_rate: int = 12) -> DenseNetConfig:
 _IMAGENET = (3, 224, 224)
 _CIFAR = (3, 32, 32)
 
-# name -> (config, parameter count as registered, (in_chans, H, W), description).
 # ImageNet nets (3 channels, 1000 classes): torchvision's published counts. CIFAR nets
 # (3 channels, 10 classes): counted here; the paper's table 2 gives DenseNet-BC (L=100,
 # k=12) as 0.8M.
-VARIANTS: dict[str, tuple[DenseNetConfig, int, tuple[int, int, int], str]] = {
-    "densenet121": (DenseNetConfig(32, (6, 12, 24, 16)), 7_978_856, _IMAGENET, "DenseNet-BC-121: k=32, blocks 6-12-24-16"),
-    "densenet169": (DenseNetConfig(32, (6, 12, 32, 32)), 14_149_480, _IMAGENET, "DenseNet-BC-169: k=32, blocks 6-12-32-32"),
-    "densenet201": (DenseNetConfig(32, (6, 12, 48, 32)), 20_013_928, _IMAGENET, "DenseNet-BC-201: k=32, blocks 6-12-48-32"),
-    "densenet_bc100": (_cifar_bc(100), 769_162, _CIFAR, "CIFAR DenseNet-BC (L=100, k=12): three blocks of 16 layers"),
-    "densenet_small": (_cifar_bc(40), 176_122, _CIFAR, "CIFAR DenseNet-BC (L=40, k=12): three blocks of 6 layers, CPU-sized"),
+VARIANTS: dict[str, Variant] = {
+    "densenet121": Variant(
+        "DenseNet-BC-121: k=32, blocks 6-12-24-16",
+        num_params=7_978_856, input_size=_IMAGENET, num_classes=1000, config=DenseNetConfig(32, (6, 12, 24, 16)),
+    ),
+    "densenet169": Variant(
+        "DenseNet-BC-169: k=32, blocks 6-12-32-32",
+        num_params=14_149_480, input_size=_IMAGENET, num_classes=1000, config=DenseNetConfig(32, (6, 12, 32, 32)),
+    ),
+    "densenet201": Variant(
+        "DenseNet-BC-201: k=32, blocks 6-12-48-32",
+        num_params=20_013_928, input_size=_IMAGENET, num_classes=1000, config=DenseNetConfig(32, (6, 12, 48, 32)),
+    ),
+    "densenet_bc100": Variant(
+        "CIFAR DenseNet-BC (L=100, k=12): three blocks of 16 layers",
+        num_params=769_162, input_size=_CIFAR, num_classes=10, config=_cifar_bc(100),
+    ),
+    "densenet_small": Variant(
+        "CIFAR DenseNet-BC (L=40, k=12): three blocks of 6 layers, CPU-sized",
+        num_params=176_122, input_size=_CIFAR, num_classes=10, config=_cifar_bc(40),
+    ),
 }
 
 register_variants(_densenet, VARIANTS, paper=PAPER)

@@ -56,8 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.models.vgg import vgg_stage
-from deepnotes.registry import register_model
-from deepnotes.segment import predict_mask
+from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Long, Shelhamer & Darrell 2015, "Fully Convolutional Networks for Semantic Segmentation", arXiv:1411.4038'
 
@@ -289,7 +288,8 @@ class FCN(nn.Module):
         self.fc7 = nn.Sequential(OrderedDict(conv_bn_relu(fc_width, fc_width, 1)))
         self.score_fr = nn.Conv2d(fc_width, num_classes, 1)
         self.num_features = fc_width
-        self.feature_layers = [*(f["module"] for f in self.feature_info), "fc7"]
+        self.feature_info.append({"module": "fc7", "num_chs": fc_width, "reduction": 32})
+        self.feature_layers = [f["module"] for f in self.feature_info]
         _init_weights(self)
         if skip <= 16:
             self.upscore2 = bilinear_upsampling(num_classes, 2)
@@ -298,6 +298,9 @@ class FCN(nn.Module):
             self.upscore_pool4 = bilinear_upsampling(num_classes, 2)
             self.score_pool3 = _zero_conv(pool3_chans, num_classes)
         self.upscore = BilinearUpsample(num_classes, skip)
+        # Every module whose shape depends on the classes (transfer learning replaces them).
+        heads = ("score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3", "upscore")
+        self.classifier_modules = tuple(n for n in heads if hasattr(self, n))
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_chans or any(s % 32 or s == 0 for s in x.shape[2:]):
@@ -325,10 +328,6 @@ class FCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) int64 classes (argmax of the softmax; sigmoid > 0.5 when num_classes == 1)."""
-        return predict_mask(self, x)
 
 
 def _zero_conv(in_chans: int, num_classes: int) -> nn.Conv2d:
@@ -370,23 +369,19 @@ def _fcn(
 # fc6 294,912 + 512; fc7 65,536 + 512; score_fr 2,827: FCN-32s 941,819 (the fixed x32 kernel is a
 # buffer, not a parameter). FCN-16s adds upscore2 11 * 11 * 16 = 1,936 and score_pool4 1,419:
 # 945,174. FCN-8s adds upscore_pool4 1,936 and score_pool3 715: 947,825.
-VARIANTS = {
-    "fcn32s_small": (32, 941_819, "FCN-32s on a small VGG-like backbone for 64x64 scenes: stride-32 scores, x32 bilinear"),
-    "fcn16s_small": (16, 945_174, "FCN-16s (small): stride-32 scores x2 + pool4 scores, x16 bilinear"),
-    "fcn8s_small": (8, 947_825, "FCN-8s (small): + pool3 scores, x8 bilinear; the finest of the three"),
+VARIANTS: dict[str, Variant] = {
+    "fcn32s_small": Variant(
+        "FCN-32s on a small VGG-like backbone for 64x64 scenes: stride-32 scores, x32 bilinear",
+        num_params=941_819, input_size=(1, 64, 64), num_classes=11, task="segmentation", config=dict(skip=32),
+    ),
+    "fcn16s_small": Variant(
+        "FCN-16s (small): stride-32 scores x2 + pool4 scores, x16 bilinear",
+        num_params=945_174, input_size=(1, 64, 64), num_classes=11, task="segmentation", config=dict(skip=16),
+    ),
+    "fcn8s_small": Variant(
+        "FCN-8s (small): + pool3 scores, x8 bilinear; the finest of the three",
+        num_params=947_825, input_size=(1, 64, 64), num_classes=11, task="segmentation", config=dict(skip=8),
+    ),
 }
 
-for _name, (_skip, _count, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _fcn,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=(1, 64, 64),
-        fixed_input_size=False,
-        task="segmentation",
-        num_classes=11,
-        in_chans=1,
-        skip=_skip,
-    )
+register_variants(_fcn, VARIANTS, paper=PAPER)

@@ -43,10 +43,12 @@ Auxiliary-head API (googlenet_aux, or any variant built with aux_logits=True):
 forward(x) always returns the main logits (B, num_classes), so the training loop,
 evaluation and CAM treat every model alike. In training mode the heads' logits, after 4a and
 after 4d, are also left in `model.aux_outputs` (a list of two (B, num_classes) tensors); in
-eval mode, or without heads, it is []. The training loss is then
-    loss_fn(logits, y) + model.aux_weight * sum(loss_fn(a, y) for a in model.aux_outputs)
-with aux_weight = 0.3, the paper's discount; `model.aux_loss(y, loss_fn)` computes the second
-term (zero when there are no aux outputs).
+eval mode, or without heads, it is []. `model.aux_loss(y, loss_fn)` is the auxiliary term of
+the training loss, which the training loop adds to loss_fn(logits, y):
+    aux_weight * loss_fn(aux_4a, y) + aux_weight * loss_fn(aux_4d, y)
+with aux_weight = 0.3, the paper's discount (a zero tensor when there are no aux outputs).
+The heads are in `classifier_modules` with `head`: they depend on the classes, so transfer
+learning replaces them too.
 
 `googlenet_small` is a CIFAR-style GoogLeNet for 28x28 / 32x32 images, shaped to train on a
 CPU in minutes. It keeps the nine modules of Table 1 with the paper's real 5x5 branch, the
@@ -73,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.registry import register_variants
+from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Szegedy et al. 2014, "Going Deeper with Convolutions", arXiv:1409.4842'
 
@@ -294,6 +296,7 @@ class GoogLeNet(nn.Module):
         self.min_size = next(s for s in range(1, 4096) if self._feature_size(s) is not None)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(OrderedDict(dropout=nn.Dropout(cfg.dropout), fc=nn.Linear(c, num_classes)))
+        self.classifier_modules = ("head", "aux_heads")  # both depend on the classes; transfer learning replaces them
         _init_weights(self)
 
     def _feature_size(self, size: int) -> int | None:
@@ -340,9 +343,13 @@ class GoogLeNet(nn.Module):
     def aux_loss(
         self, y: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     ) -> torch.Tensor:
-        """aux_weight * the sum of the auxiliary heads' losses from the last forward (0 if none)."""
-        total = sum((loss_fn(a, y) for a in self.aux_outputs), torch.zeros((), device=y.device))
-        return self.aux_weight * total
+        """The auxiliary term of the training loss for the last forward: aux_weight * loss_fn(a, y)
+        summed over the aux outputs in order (after 4a, then 4d); a zero tensor when there are none
+        (eval mode, or no heads). The training loop adds it once to loss_fn(logits, y)."""
+        total = torch.zeros((), device=y.device)
+        for a in self.aux_outputs:
+            total = total + self.aux_weight * loss_fn(a, y)  # 0 + w * l1 is exactly w * l1
+        return total
 
 
 def _googlenet(
@@ -365,28 +372,22 @@ def _googlenet(
 
 # --------------------------------------------------------------------------- variants
 
-# name -> (config, parameter count as registered, (in_chans, H, W), description).
 # googlenet / googlenet_aux: torchvision's counts (3 input channels, 1000 classes); the two
 # aux heads add 65,792 + 2,098,176 + 1,025,000 (after 4a, 512 maps in) and 67,584 + 256 +
 # 2,098,176 + 1,025,000 (after 4d, 528 in) = 6,379,984. googlenet_small (1 input channel, 10 classes): counted by the code.
-VARIANTS: dict[str, tuple[GoogLeNetConfig, int, tuple[int, int, int], str]] = {
-    "googlenet": (
-        GoogLeNetConfig(),
-        6_624_904,
-        (3, 224, 224),
+VARIANTS: dict[str, Variant] = {
+    "googlenet": Variant(
         "GoogLeNet / Inception v1 (torchvision: BatchNorm, 3x3 '5x5' branch), no auxiliary heads",
+        num_params=6_624_904, input_size=(3, 224, 224), num_classes=1000, config=GoogLeNetConfig(),
     ),
-    "googlenet_aux": (
-        GoogLeNetConfig(aux_logits=True),
-        13_004_888,
-        (3, 224, 224),
+    "googlenet_aux": Variant(
         "GoogLeNet with the two auxiliary classifiers (training only; logits in model.aux_outputs)",
+        num_params=13_004_888, input_size=(3, 224, 224), num_classes=1000, config=GoogLeNetConfig(aux_logits=True),
     ),
-    "googlenet_small": (
-        GoogLeNetConfig(stem="cifar", width=0.25, branch3_kernel=5),
-        387_962,
-        (1, 28, 28),
+    "googlenet_small": Variant(
         "CIFAR-style GoogLeNet for 28x28/32x32: 3x3/1 stem, Table 1's nine modules at width 0.25",
+        num_params=387_962, input_size=(1, 28, 28), num_classes=10,
+        config=GoogLeNetConfig(stem="cifar", width=0.25, branch3_kernel=5),
     ),
 }
 

@@ -35,7 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import Variant, register_variants
+
+PAPER = 'LeCun, Bottou, Bengio & Haffner 1998, "Gradient-Based Learning Applied to Document Recognition", Proc. IEEE'
 
 # Table I of the paper: the S2 maps that each C3 map is connected to.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -141,6 +143,7 @@ class LeNet5(nn.Module):
         self.features = nn.Sequential(OrderedDict(layers))
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(120, 84), act(), nn.Linear(84, num_classes))
         self.feature_layers = ["features.c1", "features.c3", "features.c5"]
+        self.classifier_modules = ("head",)  # F6 and the output layer; transfer learning replaces them
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[2:]) != self.img_size:
@@ -150,8 +153,10 @@ class LeNet5(nn.Module):
             )
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits:
+            return self.head[:-1](x)  # F6's squashed outputs (B, 84)
+        return self.head(x)  # (B, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -161,28 +166,20 @@ def _lenet5(num_classes: int = 10, in_chans: int = 1, **cfg) -> LeNet5:
     return LeNet5(num_classes=num_classes, in_chans=in_chans, cfg=LeNetConfig(**cfg))
 
 
-# name -> (config, parameters with 1 input channel and 10 classes)
-VARIANTS: dict[str, tuple[LeNetConfig, int]] = {
-    # 156 + 12 + 1,516 + 32 + 48,120 + 10,164 + 850
-    "lenet5": (LeNetConfig(), 60_850),
+# --------------------------------------------------------------------------- variants
+
+VARIANTS: dict[str, Variant] = {
+    # 156 + 12 + 1,516 + 32 + 48,120 + 10,164 + 850 (1 input channel, 10 classes)
+    "lenet5": Variant(
+        "LeNet-5 as in the paper: scaled tanh, trainable subsampling, C3 connection table",
+        num_params=60_850, input_size=(1, 32, 32), num_classes=10, config=LeNetConfig(), fixed_input_size=True,
+    ),
     # 156 + 2,416 + 48,120 + 10,164 + 850
-    "lenet5_relu": (LeNetConfig(activation="relu", pool="max", c3_table=False), 61_706),
+    "lenet5_relu": Variant(
+        "LeNet-5 as most code has it: ReLU, max-pooling, full C3",
+        num_params=61_706, input_size=(1, 32, 32), num_classes=10, fixed_input_size=True,
+        config=LeNetConfig(activation="relu", pool="max", c3_table=False),
+    ),
 }
 
-for _name, (_cfg, _count) in VARIANTS.items():
-    register_model(
-        _name,
-        _lenet5,
-        description=(
-            "LeNet-5 as in the paper: scaled tanh, trainable subsampling, C3 connection table"
-            if _name == "lenet5"
-            else "LeNet-5 as most code has it: ReLU, max-pooling, full C3"
-        ),
-        paper="LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition",
-        num_params=_count,
-        input_size=(1, 32, 32),
-        fixed_input_size=True,
-        activation=_cfg.activation,
-        pool=_cfg.pool,
-        c3_table=_cfg.c3_table,
-    )
+register_variants(_lenet5, VARIANTS, paper=PAPER)

@@ -1,5 +1,9 @@
 """The fully connected network (MLP) of the notes: flatten the image, then Linear-ReLU layers.
 
+The multilayer network trained by back-propagation: Rumelhart, Hinton & Williams, "Learning
+representations by back-propagating errors", Nature 323, 1986. Departures: ReLU hidden units
+(Nair & Hinton 2010) instead of the paper's logistic ones, and a softmax cross-entropy output.
+
 The baseline every CNN is compared with (C01): it ignores that pixels have neighbours,
 and its first layer needs in_chans * H * W * hidden weights.
 """
@@ -9,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepnotes.registry import register_model
+from deepnotes.registry import Variant, register_variants
+
+PAPER = 'Rumelhart, Hinton & Williams 1986, "Learning representations by back-propagating errors", Nature 323'
 
 
 class MLP(nn.Module):
@@ -36,6 +42,7 @@ class MLP(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_classes)
         self.feature_layers = ["features"]
+        self.classifier_modules = ("head",)  # depends on the classes; transfer learning replaces it
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         expected = (self.in_chans, *self.img_size)
@@ -43,18 +50,32 @@ class MLP(nn.Module):
             raise ValueError(f"MLP expects input (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.head(x)  # (B, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
 
-# 784*256+256 + 256*128+128 + 128*10+10 = 235,146 for 1x28x28 input, 10 classes.
-register_model(
-    "mlp",
-    MLP,
-    description="fully connected network: flatten, 256-128 ReLU hidden layers",
-    num_params=235_146,
-    input_size=(1, 28, 28),
-)
+def _mlp(
+    num_classes: int = 10,
+    in_chans: int = 1,
+    img_size: int | tuple[int, int] = 28,
+    hidden: tuple[int, ...] = (256, 128),
+    dropout: float = 0.0,
+) -> MLP:
+    return MLP(num_classes, in_chans, img_size, tuple(int(h) for h in hidden), float(dropout))
+
+
+# --------------------------------------------------------------------------- variants
+
+VARIANTS: dict[str, Variant] = {
+    # 784*256+256 + 256*128+128 + 128*10+10 = 235,146 for 1x28x28 input, 10 classes.
+    "mlp": Variant(
+        "fully connected network: flatten, 256-128 ReLU hidden layers",
+        num_params=235_146, input_size=(1, 28, 28), num_classes=10, config=dict(hidden=(256, 128)),
+        pass_img_size=True,  # the first layer's width is in_chans * H * W
+    ),
+}
+
+register_variants(_mlp, VARIANTS, paper=PAPER)

@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnotes.registry import register_variants
+from deepnotes.registry import Variant, register_variants
 
 PAPER = 'He, Zhang, Ren & Sun 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385'
 
@@ -267,6 +267,7 @@ class ResNet(nn.Module):
         self.min_size = max(1, reduction // 2)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(c, num_classes)
+        self.classifier_modules = ("head",)  # depends on the classes; transfer learning replaces it
         _init_weights(self, cfg.zero_init_residual)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -323,29 +324,76 @@ def _cifar(depth: int, residual: bool = True) -> ResNetConfig:
 _IMAGENET = (3, 224, 224)
 _CIFAR = (3, 32, 32)
 
-# name -> (config, parameter count as registered, (in_chans, H, W), description).
 # ImageNet nets (3 channels, 1000 classes): torchvision's published counts. The plain nets
 # have no published count (table 1 gives FLOPs); theirs is the residual net's minus its three
 # projections, 8,448 + 33,280 + 132,096 = 173,824 (1x1 conv + BN at each stage change).
 # CIFAR nets (3 channels, 10 classes): see the module docstring; option A shortcuts have no
 # parameters, so a plain CIFAR net has exactly the count of its residual twin.
-VARIANTS: dict[str, tuple[ResNetConfig, int, tuple[int, int, int], str]] = {
-    "resnet18": (ResNetConfig("basic", (2, 2, 2, 2)), 11_689_512, _IMAGENET, "ResNet-18: basic blocks 2-2-2-2, projection shortcuts"),
-    "resnet34": (ResNetConfig("basic", (3, 4, 6, 3)), 21_797_672, _IMAGENET, "ResNet-34: basic blocks 3-4-6-3, projection shortcuts"),
-    "resnet50": (ResNetConfig("bottleneck", (3, 4, 6, 3)), 25_557_032, _IMAGENET, "ResNet-50 (v1.5): bottleneck blocks 3-4-6-3"),
-    "resnet101": (ResNetConfig("bottleneck", (3, 4, 23, 3)), 44_549_160, _IMAGENET, "ResNet-101 (v1.5): bottleneck blocks 3-4-23-3"),
-    "resnet152": (ResNetConfig("bottleneck", (3, 8, 36, 3)), 60_192_808, _IMAGENET, "ResNet-152 (v1.5): bottleneck blocks 3-8-36-3"),
-    "plain18": (ResNetConfig("basic", (2, 2, 2, 2), residual=False), 11_515_688, _IMAGENET, "Plain-18: ResNet-18 without shortcuts (the paper's plain baseline)"),
-    "plain34": (ResNetConfig("basic", (3, 4, 6, 3), residual=False), 21_623_848, _IMAGENET, "Plain-34: ResNet-34 without shortcuts (degrades vs plain-18)"),
-    "resnet20": (_cifar(20), 269_722, _CIFAR, "CIFAR ResNet-20 (6n+2, n=3): 16-32-64 channels, option A shortcuts"),
-    "resnet32": (_cifar(32), 464_154, _CIFAR, "CIFAR ResNet-32 (n=5): 16-32-64 channels, option A shortcuts"),
-    "resnet44": (_cifar(44), 658_586, _CIFAR, "CIFAR ResNet-44 (n=7): 16-32-64 channels, option A shortcuts"),
-    "resnet56": (_cifar(56), 853_018, _CIFAR, "CIFAR ResNet-56 (n=9): 16-32-64 channels, option A shortcuts"),
-    "resnet110": (_cifar(110), 1_727_962, _CIFAR, "CIFAR ResNet-110 (n=18): 16-32-64 channels, option A shortcuts"),
-    "plain20": (_cifar(20, residual=False), 269_722, _CIFAR, "CIFAR plain-20: ResNet-20 without shortcuts (figure 6)"),
-    "plain32": (_cifar(32, residual=False), 464_154, _CIFAR, "CIFAR plain-32: ResNet-32 without shortcuts (figure 6)"),
-    "plain44": (_cifar(44, residual=False), 658_586, _CIFAR, "CIFAR plain-44: ResNet-44 without shortcuts (figure 6)"),
-    "plain56": (_cifar(56, residual=False), 853_018, _CIFAR, "CIFAR plain-56: ResNet-56 without shortcuts (figure 6)"),
+VARIANTS: dict[str, Variant] = {
+    "resnet18": Variant(
+        "ResNet-18: basic blocks 2-2-2-2, projection shortcuts",
+        num_params=11_689_512, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("basic", (2, 2, 2, 2)),
+    ),
+    "resnet34": Variant(
+        "ResNet-34: basic blocks 3-4-6-3, projection shortcuts",
+        num_params=21_797_672, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("basic", (3, 4, 6, 3)),
+    ),
+    "resnet50": Variant(
+        "ResNet-50 (v1.5): bottleneck blocks 3-4-6-3",
+        num_params=25_557_032, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("bottleneck", (3, 4, 6, 3)),
+    ),
+    "resnet101": Variant(
+        "ResNet-101 (v1.5): bottleneck blocks 3-4-23-3",
+        num_params=44_549_160, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("bottleneck", (3, 4, 23, 3)),
+    ),
+    "resnet152": Variant(
+        "ResNet-152 (v1.5): bottleneck blocks 3-8-36-3",
+        num_params=60_192_808, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("bottleneck", (3, 8, 36, 3)),
+    ),
+    "plain18": Variant(
+        "Plain-18: ResNet-18 without shortcuts (the paper's plain baseline)",
+        num_params=11_515_688, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("basic", (2, 2, 2, 2), residual=False),
+    ),
+    "plain34": Variant(
+        "Plain-34: ResNet-34 without shortcuts (degrades vs plain-18)",
+        num_params=21_623_848, input_size=_IMAGENET, num_classes=1000, config=ResNetConfig("basic", (3, 4, 6, 3), residual=False),
+    ),
+    "resnet20": Variant(
+        "CIFAR ResNet-20 (6n+2, n=3): 16-32-64 channels, option A shortcuts",
+        num_params=269_722, input_size=_CIFAR, num_classes=10, config=_cifar(20),
+    ),
+    "resnet32": Variant(
+        "CIFAR ResNet-32 (n=5): 16-32-64 channels, option A shortcuts",
+        num_params=464_154, input_size=_CIFAR, num_classes=10, config=_cifar(32),
+    ),
+    "resnet44": Variant(
+        "CIFAR ResNet-44 (n=7): 16-32-64 channels, option A shortcuts",
+        num_params=658_586, input_size=_CIFAR, num_classes=10, config=_cifar(44),
+    ),
+    "resnet56": Variant(
+        "CIFAR ResNet-56 (n=9): 16-32-64 channels, option A shortcuts",
+        num_params=853_018, input_size=_CIFAR, num_classes=10, config=_cifar(56),
+    ),
+    "resnet110": Variant(
+        "CIFAR ResNet-110 (n=18): 16-32-64 channels, option A shortcuts",
+        num_params=1_727_962, input_size=_CIFAR, num_classes=10, config=_cifar(110),
+    ),
+    "plain20": Variant(
+        "CIFAR plain-20: ResNet-20 without shortcuts (figure 6)",
+        num_params=269_722, input_size=_CIFAR, num_classes=10, config=_cifar(20, residual=False),
+    ),
+    "plain32": Variant(
+        "CIFAR plain-32: ResNet-32 without shortcuts (figure 6)",
+        num_params=464_154, input_size=_CIFAR, num_classes=10, config=_cifar(32, residual=False),
+    ),
+    "plain44": Variant(
+        "CIFAR plain-44: ResNet-44 without shortcuts (figure 6)",
+        num_params=658_586, input_size=_CIFAR, num_classes=10, config=_cifar(44, residual=False),
+    ),
+    "plain56": Variant(
+        "CIFAR plain-56: ResNet-56 without shortcuts (figure 6)",
+        num_params=853_018, input_size=_CIFAR, num_classes=10, config=_cifar(56, residual=False),
+    ),
 }
 
 register_variants(_resnet, VARIANTS, paper=PAPER)

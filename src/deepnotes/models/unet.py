@@ -19,13 +19,15 @@ The registered `unet` is that configuration: 1 input channel, 2 classes, 64 base
 doubling to 1024, valid convolutions, no batch norm: 31,030,658 parameters. With valid
 convolutions the output is the centre of the input (388 of 572): the paper tiles large images
 with overlapping inputs and mirrors the border ("overlap-tile strategy"); here the target is
-centre-cropped to the output instead (deepnotes.segment.segmentation_loss does it). Not every
+centre-cropped to the output instead (deepnotes.layers.losses.segmentation_loss does it). Not every
 size works: each feature map before a pool must have an even side (572 = 16 * 28 + 124; the
 valid sides are 16k + 124 for depth 4); `valid_input_size` gives the next one.
 
 The model returns logits (B, num_classes, H', W'). The sigmoid (num_classes = 1) or the
-pixel-wise softmax (several classes) belongs to the loss and to prediction: see
-deepnotes.segment (segmentation_loss, predict_mask); `UNet.predict_mask(x)` calls it.
+pixel-wise softmax (several classes) belongs to the loss and to prediction
+(deepnotes.layers.losses.segmentation_loss, deepnotes.metrics.segmentation.mask_from_logits),
+not to the model; with several classes the mask is
+logits.argmax(1).
 
 Notes where this code departs from the paper:
 - `padding="same"` (3x3 convs padded by 1) keeps the size, so the output is the input's size
@@ -55,8 +57,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from deepnotes.registry import register_model
-from deepnotes.segment import center_crop, predict_mask
+from deepnotes.layers.ops import center_crop
+from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Ronneberger, Fischer & Brox 2015, "U-Net: Convolutional Networks for Biomedical Image Segmentation", arXiv:1505.04597'
 PADDINGS = ("valid", "same")
@@ -141,6 +143,7 @@ class UNet(nn.Module):
             DecoderBlock(widths[i + 1], widths[i], widths[i], padding, batch_norm) for i in reversed(range(depth))
         )  # fmt: skip
         self.head = nn.Conv2d(widths[0], num_classes, 1)
+        self.classifier_modules = ("head",)  # the 1x1 conv to the classes; transfer learning replaces it
         self.num_features = widths[0]
         self.feature_info = [
             *({"module": f"encoders.{i}", "num_chs": widths[i], "reduction": 2**i} for i in range(depth)),
@@ -207,15 +210,11 @@ class UNet(nn.Module):
             x = dec(x, skip)
         return x  # (B, base_width, H', W')
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)  # logits (B, num_classes, H', W')
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.head(x)  # logits (B, num_classes, H', W')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H', W') int64 classes: sigmoid > 0.5 for one class, argmax of the softmax for several."""
-        return predict_mask(self, x)
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -255,30 +254,17 @@ def _unet(
 # 73,792 + 36,928; head 130: 31,030,658.
 # unet_small (1 in, 11 classes, 16 base, BN and no conv biases): encoders 293,712, bottom 885,760,
 # decoders 762,800, head 187: 1,942,459.
-VARIANTS = {
-    "unet": (
-        dict(num_classes=2, in_chans=1, base_width=64, depth=4, padding="valid", batch_norm=False),
-        31_030_658,
-        (1, 572, 572),
+VARIANTS: dict[str, Variant] = {
+    "unet": Variant(
         "U-Net as in the paper: valid 3x3 convs, 64-1024 channels, 2x2 up-convolutions, 572 -> 388",
+        num_params=31_030_658, input_size=(1, 572, 572), num_classes=2, task="segmentation",
+        config=dict(base_width=64, depth=4, padding="valid", batch_norm=False),
     ),
-    "unet_small": (
-        dict(num_classes=11, in_chans=1, base_width=16, depth=4, padding="same", batch_norm=True),
-        1_942_459,
-        (1, 64, 64),
+    "unet_small": Variant(
         "small U-Net for 64x64 scenes: same padding, BatchNorm, 16-256 channels, depth 4",
+        num_params=1_942_459, input_size=(1, 64, 64), num_classes=11, task="segmentation",
+        config=dict(base_width=16, depth=4, padding="same", batch_norm=True),
     ),
 }
 
-for _name, (_cfg, _count, _input_size, _description) in VARIANTS.items():
-    register_model(
-        _name,
-        _unet,
-        description=_description,
-        paper=PAPER,
-        num_params=_count,
-        input_size=_input_size,
-        fixed_input_size=False,
-        task="segmentation",
-        **_cfg,
-    )
+register_variants(_unet, VARIANTS, paper=PAPER)

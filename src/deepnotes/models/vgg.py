@@ -53,7 +53,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from deepnotes.registry import register_variants
+from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Simonyan & Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition", arXiv:1409.1556'
 
@@ -183,6 +183,7 @@ class VGG(nn.Module):
         else:
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.head = nn.Sequential(nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity(), nn.Linear(c, num_classes))
+        self.classifier_modules = ("head",)  # depends on the classes; transfer learning replaces it
         _init_weights(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -234,30 +235,41 @@ _B = ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512))
 _D = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 _E = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 
-# name -> (config, parameter count as registered, (in_chans, H, W), description).
 # The full-size counts (3 input channels, 1000 classes) are torchvision's published ones.
 # vgg_small (1 input channel, 10 classes): convs without bias 288 + 18,432 + 73,728 +
 # 294,912, BN 2 * (32 + 64 + 128 + 256), linear 2,570 = 390,890.
-VARIANTS: dict[str, tuple[VGGConfig, int, tuple[int, int, int], str]] = {
-    "vgg11": (VGGConfig(_A), 132_863_336, (3, 224, 224), "VGG-11 (configuration A): 8 convs + 3 FC"),
-    "vgg13": (VGGConfig(_B), 133_047_848, (3, 224, 224), "VGG-13 (configuration B): 10 convs + 3 FC"),
-    "vgg16": (VGGConfig(_D), 138_357_544, (3, 224, 224), "VGG-16 (configuration D): 13 convs + 3 FC"),
-    "vgg19": (VGGConfig(_E), 143_667_240, (3, 224, 224), "VGG-19 (configuration E): 16 convs + 3 FC"),
-    "vgg16_bn": (VGGConfig(_D, batch_norm=True), 138_365_992, (3, 224, 224), "VGG-16 with BatchNorm after every conv"),
-    "vgg19_bn": (VGGConfig(_E, batch_norm=True), 143_678_248, (3, 224, 224), "VGG-19 with BatchNorm after every conv"),
-    "vgg_small": (
-        VGGConfig(
-            ((32,), (64,), (128,), (256,)),
-            batch_norm=True,
-            head="gap",
-            dropout=0.0,
-            pool_before_norm=True,
-            conv_bias=False,
+VARIANTS: dict[str, Variant] = {
+    "vgg11": Variant(
+        "VGG-11 (configuration A): 8 convs + 3 FC",
+        num_params=132_863_336, input_size=(3, 224, 224), num_classes=1000, config=VGGConfig(_A),
+    ),
+    "vgg13": Variant(
+        "VGG-13 (configuration B): 10 convs + 3 FC",
+        num_params=133_047_848, input_size=(3, 224, 224), num_classes=1000, config=VGGConfig(_B),
+    ),
+    "vgg16": Variant(
+        "VGG-16 (configuration D): 13 convs + 3 FC",
+        num_params=138_357_544, input_size=(3, 224, 224), num_classes=1000, config=VGGConfig(_D),
+    ),
+    "vgg19": Variant(
+        "VGG-19 (configuration E): 16 convs + 3 FC",
+        num_params=143_667_240, input_size=(3, 224, 224), num_classes=1000, config=VGGConfig(_E),
+    ),
+    "vgg16_bn": Variant(
+        "VGG-16 with BatchNorm after every conv",
+        num_params=138_365_992, input_size=(3, 224, 224), num_classes=1000, config=VGGConfig(_D, batch_norm=True),
+    ),
+    "vgg19_bn": Variant(
+        "VGG-19 with BatchNorm after every conv",
+        num_params=143_678_248, input_size=(3, 224, 224), num_classes=1000, config=VGGConfig(_E, batch_norm=True),
+    ),
+    "vgg_small": Variant(
+        "CIFAR-style VGG for 28x28/32x32: 3x3 conv-BN-ReLU stages 32-64-128-256, GAP + linear head",
+        num_params=390_890, input_size=(1, 28, 28), num_classes=10,
+        config=VGGConfig(
+            ((32,), (64,), (128,), (256,)), batch_norm=True, head="gap", dropout=0.0, pool_before_norm=True, conv_bias=False,
             pool_last=False,
         ),
-        390_890,
-        (1, 28, 28),
-        "CIFAR-style VGG for 28x28/32x32: 3x3 conv-BN-ReLU stages 32-64-128-256, GAP + linear head",
     ),
 }
 

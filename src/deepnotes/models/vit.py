@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.layers.transformer import TransformerEncoderLayer
-from deepnotes.registry import register_variants
+from deepnotes.registry import Variant, register_variants
 
 PAPER = (
     'Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale", '
@@ -200,6 +200,7 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(D, eps=1e-6)
         self.head = nn.Linear(D, num_classes)
         self.feature_layers = [f"blocks.{i}" for i in range(cfg.depth)]
+        self.classifier_modules = ("head",)  # depends on the classes; transfer learning replaces it
         _init_weights(self)
 
     def position_embedding(self, grid: Sequence[int]) -> torch.Tensor:
@@ -302,13 +303,24 @@ def _vit(
 _IMAGENET = (3, 224, 224)
 _FMNIST = (1, 28, 28)
 
-# name -> (config, parameter count as registered, (in_chans, H, W), description); see the
-# module docstring for where the counts come from.
-VARIANTS: dict[str, tuple[ViTConfig, int, tuple[int, int, int], str]] = {
-    "vit_b_16": (ViTConfig(16, 768, 12, 12), 86_567_656, _IMAGENET, "ViT-B/16: 16x16 patches, D=768, 12 layers, 12 heads"),
-    "vit_s_16": (ViTConfig(16, 384, 12, 6), 22_050_664, _IMAGENET, "ViT-S/16 (DeiT-S): 16x16 patches, D=384, 12 layers, 6 heads"),
-    "vit_ti_16": (ViTConfig(16, 192, 12, 3), 5_717_416, _IMAGENET, "ViT-Ti/16 (DeiT-Ti): 16x16 patches, D=192, 12 layers, 3 heads"),
-    "vit_tiny_28": (ViTConfig(7, 96, 6, 4, mlp_ratio=2.0), 456_394, _FMNIST, "small ViT for 28x28: 7x7 patches (16 + 1 tokens), D=96, 6 layers, 4 heads"),
+# The counts: see the module docstring.
+VARIANTS: dict[str, Variant] = {
+    "vit_b_16": Variant(
+        "ViT-B/16: 16x16 patches, D=768, 12 layers, 12 heads",
+        num_params=86_567_656, input_size=_IMAGENET, num_classes=1000, config=ViTConfig(16, 768, 12, 12), pass_img_size=True,
+    ),
+    "vit_s_16": Variant(
+        "ViT-S/16 (DeiT-S): 16x16 patches, D=384, 12 layers, 6 heads",
+        num_params=22_050_664, input_size=_IMAGENET, num_classes=1000, config=ViTConfig(16, 384, 12, 6), pass_img_size=True,
+    ),
+    "vit_ti_16": Variant(
+        "ViT-Ti/16 (DeiT-Ti): 16x16 patches, D=192, 12 layers, 3 heads",
+        num_params=5_717_416, input_size=_IMAGENET, num_classes=1000, config=ViTConfig(16, 192, 12, 3), pass_img_size=True,
+    ),
+    "vit_tiny_28": Variant(
+        "small ViT for 28x28: 7x7 patches (16 + 1 tokens), D=96, 6 layers, 4 heads",
+        num_params=456_394, input_size=_FMNIST, num_classes=10, config=ViTConfig(7, 96, 6, 4, mlp_ratio=2.0), pass_img_size=True,
+    ),
 }
 
-register_variants(_vit, VARIANTS, paper=PAPER, img_size=True)
+register_variants(_vit, VARIANTS, paper=PAPER)

@@ -13,6 +13,7 @@ import html
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,74 +152,68 @@ def _epoch_list(metrics: dict) -> list[dict]:
     return []
 
 
-def _epoch_rows(epochs: list[dict]) -> list[dict]:
-    """Per-epoch rows with readable units; keys other than the standard ones are kept."""
-    standard = {
-        "epoch": ("epoch", lambda v: v),
-        "train_loss": ("train loss", lambda v: f"{v:.4f}" if _is_number(v) else v),
-        "train_accuracy": ("train acc", lambda v: _pct(v) if v is not None else None),
-        "test_loss": ("test loss", lambda v: f"{v:.4f}" if _is_number(v) else v),
-        "test_accuracy": ("test acc", lambda v: _pct(v) if v is not None else None),
-        "lr": ("lr", lambda v: f"{v:.3g}" if _is_number(v) else v),
-        "seconds": ("time (s)", lambda v: f"{v:.1f}" if _is_number(v) else v),
-    }
-    if any("test_mean_iou" in x for x in epochs):  # segmentation: accuracies are pixel accuracies
-        standard["train_accuracy"] = ("train pixel acc", standard["train_accuracy"][1])
-        standard["test_accuracy"] = ("test pixel acc", standard["test_accuracy"][1])
-        standard["test_mean_iou"] = ("test mean IoU", lambda v: f"{v:.4f}" if _is_number(v) else v)
-        standard["test_mean_dice"] = ("test mean Dice", lambda v: f"{v:.4f}" if _is_number(v) else v)
+def _metric_text(key: str, v: Any) -> Any:
+    """A per-epoch value with readable units: accuracies as %, losses and scores with 4 decimals."""
+    if not _is_number(v):
+        return v
+    if key == "lr":
+        return f"{v:.3g}"
+    if key == "seconds":
+        return f"{v:.1f}"
+    if "accuracy" in key:
+        return _pct(v)
+    if key.startswith(("train_", "test_")):
+        return f"{v:.4f}"
+    return v
+
+
+STANDARD_LABELS = {
+    "epoch": "epoch", "train_loss": "train loss", "train_accuracy": "train acc", "test_loss": "test loss",
+    "test_accuracy": "test acc", "lr": "lr", "seconds": "time (s)",
+}  # fmt: skip
+
+
+def _epoch_rows(epochs: list[dict], labels: dict[str, str | None] | None = None) -> list[dict]:
+    """Per-epoch rows with readable units and labels (the task's `labels` first; a label of
+    None hides a key); dict values (per-class numbers) go to the task's own tables."""
+    labels = {**STANDARD_LABELS, **(labels or {})}
+    keys: list[str] = []
+    for e in epochs:
+        keys += [k for k, v in e.items() if k not in keys and not isinstance(v, dict)]
+    keys = [k for k in STANDARD_LABELS if k in keys] + [k for k in keys if k not in STANDARD_LABELS]
     rows = []
     for e in epochs:
         row = {}
-        for key, (label, fmt) in standard.items():
-            if any(key in x for x in epochs):
-                row[label] = fmt(e.get(key))
-        for key, v in e.items():
-            # per-class dicts go to their own table; test_pixel_accuracy repeats test_accuracy
-            if key not in standard and not isinstance(v, dict) and key != "test_pixel_accuracy":
-                row[key] = v
+        for key in keys:
+            label = labels.get(key, key)
+            if label is not None:
+                row[label] = _metric_text(key, e.get(key))
         rows.append(row)
     return rows
 
 
-def _per_class_rows(metrics: dict) -> list[dict]:
-    """Segmentation: one row per class with its test IoU, Dice and pixels (from the confusion matrix)."""
-    iou, dice = metrics.get("test_iou"), metrics.get("test_dice") or {}
-    if not isinstance(iou, dict):
-        return []
-    cm = metrics.get("confusion")
-    totals = [sum(r) for r in cm] if isinstance(cm, list) and len(cm) == len(iou) else None
-    rows = []
-    for k, (name, v) in enumerate(iou.items()):
-        row = {"class": name, "IoU": f"{v:.4f}" if _is_number(v) else "absent", "Dice": dice.get(name)}
-        row["Dice"] = f"{row['Dice']:.4f}" if _is_number(row["Dice"]) else "absent"
-        if totals is not None:
-            row["test pixels"] = totals[k]
-        rows.append(row)
-    return rows
+@dataclass
+class ReportParts:
+    """A task's part of report.html (deepnotes.tasks.base.Task.report): the headline cards
+    first, sections after the configuration, and labels for the per-epoch table."""
+
+    cards: list[tuple[str, str]] = field(default_factory=list)  # (label, value)
+    headline_keys: set[str] = field(default_factory=set)  # the metrics the cards show (not repeated below)
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (title, HTML)
+    labels: dict[str, str | None] = field(default_factory=dict)  # history key -> column label (None: hidden)
 
 
 def _figure_list(metrics: dict, run_dir: Path) -> list[tuple[Path, str]]:
-    """(path, caption) for curves.png, confusion.png and whatever metrics["figures"] lists."""
-    figs: list[tuple[Path, str]] = []
-    segmentation = metrics.get("task") == "segmentation"
-    curves, confusion, masks = run_dir / "curves.png", run_dir / "confusion.png", run_dir / "masks.png"
-    if curves.is_file():
-        what = "Loss and pixel accuracy (train and test) and test mean IoU" if segmentation else "Loss and accuracy (train and test)"
-        figs.append((curves, f"{what} per epoch."))
-    if segmentation and masks.is_file():  # the predictions themselves, before the confusion matrix
-        figs.append((masks, "Test scenes: the image, the ground-truth mask and the predicted mask (fixed class colours)."))
-    if confusion.is_file():
-        where = "the test pixels" if segmentation else "the test set"
-        figs.append((confusion, f"Confusion matrix on {where}: rows are the true class, "
-                                "columns the predicted class."))
-
+    """(path, caption) for the PNGs metrics["figures"] lists (a list of {"path", "caption"}, a
+    {file: caption} dict or file names), in that order; curves.png and confusion.png are shown
+    even when not listed."""
     listed = metrics.get("figures") or []
     if isinstance(listed, dict):  # {"file.png": "caption"}
         listed = [{"path": k, "caption": v} for k, v in listed.items()]
     if isinstance(listed, str):
         listed = [listed]
-    seen = {p.resolve() for p, _ in figs}
+    figs: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
     for item in listed if isinstance(listed, list) else []:
         if isinstance(item, dict):
             name = item.get("path") or item.get("file")
@@ -233,20 +228,40 @@ def _figure_list(metrics: dict, run_dir: Path) -> list[tuple[Path, str]]:
             continue
         seen.add(p.resolve())
         figs.append((p, str(caption) if caption else p.stem.replace("_", " ").replace("-", " ")))
+    defaults = (("curves.png", "Training curves per epoch."), ("confusion.png", "Confusion matrix: rows are the true class, columns the predicted class."))
+    for name, caption in defaults:
+        p = run_dir / name
+        if p.is_file() and p.resolve() not in seen:
+            figs.append((p, caption))
     return figs
 
 
-def write_run_report(run_dir: str | os.PathLike) -> Path:
+def default_cards(metrics: dict) -> list[tuple[str, str]]:
+    """The headline of a run without a task's report: its target metric (test accuracy if none is named)."""
+    key = metrics.get("target_metric") or "test_accuracy"
+    v = metrics.get(key)
+    if v is None and key == "test_accuracy":
+        epochs = _epoch_list(metrics)
+        v = epochs[-1].get("test_accuracy") if epochs else None
+    if v is None:
+        return []
+    return [(key.replace("_", " "), _pct(v) if "accuracy" in key else _format_value(v))]
+
+
+def default_parts(metrics: dict) -> ReportParts:
+    key = metrics.get("target_metric") or "test_accuracy"
+    return ReportParts(cards=default_cards(metrics), headline_keys={key})
+
+
+def write_run_report(run_dir: str | os.PathLike, parts: ReportParts | None = None) -> Path:
     """Write run_dir/report.html from run_dir/config.json and run_dir/metrics.json.
 
-    The page has the headline numbers (test accuracy, training time, time to target if
-    recorded, epochs, parameter count if config has `num_params`), the config, the
-    per-epoch table and the figures (curves.png, confusion.png and any PNG listed under
-    metrics["figures"], embedded). A segmentation run (metrics with `test_mean_iou`) shows
-    mean IoU, mean Dice and pixel accuracy as its headline and a per-class IoU / Dice table;
-    its masks.png (test scenes: image, ground truth, prediction) comes through
-    metrics["figures"]. A missing metrics.json is a UserError naming it; a
-    missing config.json only leaves the config section empty. Returns the report's path.
+    The page has the headline numbers (the task's cards, else default_cards; then training
+    time, time to target if recorded, epochs, parameter count if config has `num_params`),
+    the other scalar metrics, the config, the task's sections, the per-epoch table and the
+    figures (those metrics["figures"] lists, embedded). A missing metrics.json is a UserError
+    naming it; a missing config.json only leaves the config section empty. Returns the
+    report's path.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -254,6 +269,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     metrics = _read_json(run_dir / "metrics.json", "metrics.json (has training finished?)")
     config_path = run_dir / "config.json"
     config = _read_json(config_path, "config.json") if config_path.exists() else {}
+    parts = parts or default_parts(metrics)
 
     epochs = _epoch_list(metrics)
     last = epochs[-1] if epochs else {}
@@ -263,30 +279,19 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     else:
         title = str(model or dataset or f"run {run_dir.name}")
 
-    cards: list[tuple[str, str]] = []
-    shown = {"epochs", "history", "figures"}
-    segmentation = metrics.get("task") == "segmentation" or "test_mean_iou" in metrics
-    if segmentation:  # mean IoU is the headline; accuracy is per pixel
-        shown |= {"task", "target_metric", "test_mean_iou", "test_mean_dice", "test_pixel_accuracy"}
-        for key, label in (("test_mean_iou", "test mean IoU"), ("test_mean_dice", "test mean Dice")):
-            if _is_number(metrics.get(key)):
-                cards.append((label, f"{float(metrics[key]):.4f}"))
-    acc = metrics.get("test_accuracy", last.get("test_accuracy"))
-    shown.add("test_accuracy")
-    if acc is not None:
-        cards.append(("test pixel accuracy" if segmentation else "test accuracy", _pct(acc)))
+    cards: list[tuple[str, str]] = list(parts.cards)
+    shown = {"epochs", "history", "figures", "task", "target_metric", "train_seconds", "seconds_to_target", "target_accuracy"}
+    shown |= parts.headline_keys
     secs = metrics.get("train_seconds", last.get("seconds"))
-    shown.add("train_seconds")
     if secs is not None:
         cards.append(("training time", _seconds(secs)))
     if "seconds_to_target" in metrics:
-        shown.add("seconds_to_target")
         target = metrics.get("target_accuracy", config.get("target_accuracy"))
-        shown.add("target_accuracy")
-        if segmentation:
-            label = f"time to mean IoU {float(target):.4g}" if _is_number(target) else "time to target"
+        key = metrics.get("target_metric") or "test_accuracy"
+        if _is_number(target):
+            label = f"time to {_pct(target)}" if "accuracy" in key else f"time to {key.removeprefix('test_').replace('_', ' ')} {float(target):.4g}"
         else:
-            label = f"time to {_pct(target)}" if _is_number(target) else "time to target"
+            label = "time to target"
         stt = metrics["seconds_to_target"]
         cards.append((label, _seconds(stt) if stt is not None else "not reached"))
     n_epochs = len(epochs) if epochs else metrics.get("epochs", config.get("epochs"))
@@ -296,7 +301,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         cards.append(("parameters", f"{int(config['num_params']):,}"))
 
     esc = html.escape
-    parts = [
+    parts_html = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
@@ -307,51 +312,49 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         "</head>",
         "<body>",
         f"<h1>{esc(title)}</h1>",
-        f'<p class="sub">run: <code>{esc(run_dir.resolve().name)}</code></p>',
+        f'<p class="sub">run: <code>{esc(run_dir.resolve().name)}</code>'
+        + (f" &middot; task: {esc(str(metrics['task']))}" if metrics.get("task") else "") + "</p>",
         '<div class="cards">',
     ]
     for label, value in cards:
-        parts.append(
+        parts_html.append(
             f'<div class="card"><div class="label">{esc(label)}</div>'
             f'<div class="value">{esc(value)}</div></div>'
         )
-    parts.append("</div>")
+    parts_html.append("</div>")
 
     other = [{"metric": k, "value": v} for k, v in metrics.items()
              if k not in shown and not isinstance(v, (list, dict))]
     if other:
-        parts += ["<h2>Other metrics</h2>", html_table(other)]
+        parts_html += ["<h2>Other metrics</h2>", html_table(other)]
 
-    parts.append("<h2>Configuration</h2>")
+    parts_html.append("<h2>Configuration</h2>")
     if config:
-        parts.append(html_table([{"setting": k, "value": v} for k, v in config.items()]))
+        parts_html.append(html_table([{"setting": k, "value": v} for k, v in config.items()]))
     else:
-        parts.append(f'<p class="note">no config.json in {esc(str(run_dir))}</p>')
+        parts_html.append(f'<p class="note">no config.json in {esc(str(run_dir))}</p>')
 
-    per_class = _per_class_rows(metrics)
-    if per_class:
-        parts += ["<h2>Per-class results on the test scenes</h2>", html_table(per_class),
-                  '<p class="note">IoU = TP / (TP + FP + FN), Dice = 2 TP / (2 TP + FP + FN), over all test pixels; '
-                  "absent: the class is in neither the targets nor the predictions (left out of the means).</p>"]  # fmt: skip
+    for section_title, body in parts.sections:  # the task's HTML, escaped where it was made
+        parts_html += [f"<h2>{esc(section_title)}</h2>", body]
 
-    parts.append("<h2>Per-epoch results</h2>")
-    parts.append(html_table(_epoch_rows(epochs)) if epochs
-                 else '<p class="note">no per-epoch results recorded</p>')
+    parts_html.append("<h2>Per-epoch results</h2>")
+    parts_html.append(html_table(_epoch_rows(epochs, parts.labels)) if epochs
+                      else '<p class="note">no per-epoch results recorded</p>')
 
     figs = _figure_list(metrics, run_dir)
     if figs:
-        parts.append("<h2>Figures</h2>")
+        parts_html.append("<h2>Figures</h2>")
     for path, caption in figs:
         try:
             uri = embed_png(path)
         except UserError as e:
-            parts.append(f'<p class="note">figure not included: {esc(str(e))}</p>')
+            parts_html.append(f'<p class="note">figure not included: {esc(str(e))}</p>')
             continue
-        parts.append(
+        parts_html.append(
             f'<figure><img src="{uri}" alt="{esc(caption)}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>"
         )
-    parts += ["</body>", "</html>", ""]
+    parts_html += ["</body>", "</html>", ""]
 
     out = run_dir / "report.html"
-    return write_text(out, "\n".join(parts))
+    return write_text(out, "\n".join(parts_html))

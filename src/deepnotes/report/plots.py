@@ -1,4 +1,5 @@
-"""Plots for a run: training curves and the confusion matrix, written as PNG files.
+"""Plots for a run: training curves and the confusion matrix, written as PNG files (the
+matrix itself is computed by deepnotes.metrics.confusion_matrix).
 
 matplotlib is imported inside the functions (it costs ~0.3 s) and every figure is drawn on
 its own Agg canvas, without pyplot, so nothing here touches the global backend or leaks
@@ -11,15 +12,30 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from deepnotes.fileio import atomic_path
 
-TRAIN_COLOR = "#1f77b4"
-TEST_COLOR = "#d62728"
-MIOU_COLOR = "#2ca02c"
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")  # train, test, then further series
+
+
+class Panel(NamedTuple):
+    """One panel of the training curves: a title, the y label, and the series to draw as
+    (history key, legend label) or (history key, legend label, line style); values are
+    multiplied by `scale` (100 for fractions drawn as %)."""
+
+    title: str
+    ylabel: str
+    series: tuple[tuple[str, ...], ...]
+    scale: float = 1.0
+
+
+LOSS_AND_ACCURACY = (
+    Panel("Loss", "loss", (("train_loss", "train"), ("test_loss", "test"))),
+    Panel("Accuracy", "accuracy (%)", (("train_accuracy", "train"), ("test_accuracy", "test")), scale=100.0),
+)
 
 
 def new_figure(figsize: tuple[float, float]):
@@ -40,35 +56,6 @@ def save_png(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
-    """Count matrix `cm[true, predicted]`, shape (num_classes, num_classes), dtype int64.
-
-    Same result as sklearn.metrics.confusion_matrix(y_true, y_pred, labels=range(num_classes)).
-    Accepts anything np.asarray understands (lists, arrays, CPU tensors). Labels outside
-    [0, num_classes) or inputs of different lengths are a ValueError.
-    """
-    t = np.asarray(y_true).reshape(-1)
-    p = np.asarray(y_pred).reshape(-1)
-    if t.shape != p.shape:
-        raise ValueError(f"y_true has {t.size} labels but y_pred has {p.size}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if t.size == 0:
-        return np.zeros((num_classes, num_classes), dtype=np.int64)
-    for name, a in (("y_true", t), ("y_pred", p)):
-        if not np.issubdtype(a.dtype, np.integer):
-            if not np.all(np.equal(np.mod(a, 1), 0)):
-                raise ValueError(f"{name} must hold integer class indices")
-        if a.min() < 0 or a.max() >= num_classes:
-            raise ValueError(
-                f"{name} holds labels in [{a.min()}, {a.max()}], outside [0, {num_classes})"
-            )
-    t = t.astype(np.int64)
-    p = p.astype(np.int64)
-    counts = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes).astype(np.int64)
-
-
 def _series(epochs: Sequence[dict], key: str) -> np.ndarray:
     """Values of `key` across epochs as floats, NaN where missing or None."""
     out = []
@@ -78,21 +65,20 @@ def _series(epochs: Sequence[dict], key: str) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def plot_curves(epochs: list[dict], path: str | os.PathLike) -> Path:
-    """Draw loss and accuracy (train and test) against epoch in two panels; write a PNG.
+def plot_curves(epochs: list[dict], path: str | os.PathLike, panels: Sequence[Panel] = LOSS_AND_ACCURACY) -> Path:
+    """Draw the per-epoch series of a run's metrics.json (`epochs`: dicts with `epoch`, 1-based,
+    and the keys the panels name) side by side, one panel each; write a PNG.
 
-    `epochs` is the per-epoch list of a run's metrics.json: dicts with `epoch` (1-based),
-    `train_loss`, `train_accuracy`, `test_loss`, `test_accuracy` (0..1, drawn as %), `lr`,
-    `seconds`. Missing or None values are left out; a series with no values is not drawn.
-    Points get markers when there are few epochs (so a single epoch is visible) or gaps.
-    Segmentation runs (epochs with `test_mean_iou`) also get the test mean IoU, dashed, in the
-    accuracy panel (their accuracies are pixel accuracies). Returns `path`.
+    The tasks choose the panels (deepnotes.tasks.base.Task.curve_panels); the default is loss
+    and accuracy, train and test. Missing or None values are left out; a series with no values
+    is not drawn. Points get markers when there are few epochs (so a single epoch is visible)
+    or gaps. Returns `path`.
     """
     from matplotlib.ticker import MaxNLocator
 
     epochs = list(epochs)
-    fig = new_figure((10, 4))
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    fig = new_figure((5 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     if epochs:
         x = np.asarray(
             [e.get("epoch") if e.get("epoch") is not None else i + 1 for i, e in enumerate(epochs)],
@@ -101,28 +87,21 @@ def plot_curves(epochs: list[dict], path: str | os.PathLike) -> Path:
     else:
         x = np.zeros(0)
 
-    panels = (
-        (ax_loss, "loss", 1.0, "Loss", "loss"),
-        (ax_acc, "accuracy", 100.0, "Accuracy", "accuracy (%)"),
-    )
-    for ax, metric, scale, title, ylabel in panels:
+    for ax, panel in zip(axes, panels):
         drawn = False
-        for split, color in (("train", TRAIN_COLOR), ("test", TEST_COLOR)):
-            y = _series(epochs, f"{split}_{metric}") * scale
+        for k, (key, label, *style) in enumerate(panel.series):
+            y = _series(epochs, key) * panel.scale
             finite = np.isfinite(y)
             if not finite.any():
                 continue
             # Isolated points (one epoch, or neighbours missing) need a marker to be seen.
             marker = "o" if (len(y) <= 30 or not finite.all()) else None
-            ax.plot(x, y, color=color, marker=marker, markersize=4, linewidth=1.6, label=split)
+            ax.plot(x, y, color=COLORS[k % len(COLORS)], linestyle=style[0] if style else "-", marker=marker, markersize=4,
+                    linewidth=1.6, label=label)  # fmt: skip
             drawn = True
-        if metric == "accuracy" and np.isfinite(miou := _series(epochs, "test_mean_iou") * scale).any():
-            ax.plot(x, miou, color=MIOU_COLOR, linestyle="--", marker="o" if len(miou) <= 30 else None, markersize=4,
-                    linewidth=1.6, label="test mean IoU")  # fmt: skip
-            title, ylabel, drawn = "Pixel accuracy and mean IoU", "%", True
-        ax.set_title(title)
+        ax.set_title(panel.title)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(panel.ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         if drawn:

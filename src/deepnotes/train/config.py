@@ -15,13 +15,25 @@ DEFAULT_LR = {
     "scratch-adagrad": 1e-2, "scratch-rmsprop": 1e-3, "scratch-adam": 1e-3,
 }  # fmt: skip
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
-AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms
+AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms.TensorBatches
 ADVERSARIAL = ("none", "fgsm", "pgd")  # adversarial training (Madry et al. 2017), see deepnotes.explain.attack
 # Mixed precision: bf16 runs the forward pass under torch.autocast (matmuls and convolutions in
 # bfloat16, weights, gradients and the optimizer in float32; no loss scaling needed: bf16 has
 # float32's exponent range). Usually faster on CPUs with AVX512-BF16/AMX and on GPUs from Ampere on,
 # but not for every op (large transposed convolutions: benchmarks/precision.py).
 PRECISIONS = ("fp32", "bf16")
+
+
+# Options that only some tasks take (each task lists the ones it takes in Task.options); a task
+# refuses any of them given a value other than the default. The rest apply to every run.
+TASK_OPTIONS = (
+    "label_smoothing", "augment", "crop_padding", "num_classes", "adversarial", "adv_eps", "adv_steps", "adv_alpha",
+)  # fmt: skip
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field: label_smoothing -> --label-smoothing."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -45,7 +57,7 @@ class TrainConfig:
     channels_last: bool = True
     threads: int | None = None  # None: all cores (divided among local processes under DDP)
     seed: int = 0
-    target_accuracy: float | None = None  # stop once test accuracy >= it (segmentation: test mean IoU)
+    target_accuracy: float | None = None  # stop once the task's headline metric reaches it (Task.target)
     out: str | None = None  # None: runs/<model>-<data>
     data_dir: str | None = None
     resume: bool = False

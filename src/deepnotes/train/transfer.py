@@ -4,7 +4,8 @@ not change.
     deepnotes train lenet5 --data digits --from runs/lenet-fm --freeze features
 
 The new model is built for the new data (its own num_classes); every weight of the source
-run is copied except the classifier head (`model.head`), which starts fresh. Frozen modules
+run is copied except the modules the model names in `classifier_modules` (its head, and any
+auxiliary classifiers), which start fresh. Frozen modules
 keep requires_grad=False and stay in eval mode during training, so their BatchNorm running
 statistics do not move either: frozen weights and buffers end bit-identical.
 """
@@ -16,29 +17,30 @@ from pathlib import Path
 from torch import nn
 
 from deepnotes.errors import UserError
-from deepnotes.train.checkpoint import read_run_config, read_weights
-
-# Classifier heads that depend on the classes and start fresh (GoogLeNet also has auxiliary ones).
-NEW_HEADS = ("head.", "aux_heads.")
+from deepnotes.rundir import RunConfig, RunDir
 
 
-def _check_head(model: nn.Module, model_name: str) -> None:
-    if not isinstance(getattr(model, "head", None), nn.Module):
-        raise UserError(f"{model_name} has no `head` module, so --from cannot replace its classifier")
+def classifier_prefixes(model: nn.Module, model_name: str) -> tuple[str, ...]:
+    """The state_dict prefixes of the modules that depend on the classes (model.classifier_modules)."""
+    names = tuple(getattr(model, "classifier_modules", ()))
+    modules = dict(model.named_modules())
+    if not names or not all(isinstance(modules.get(n), nn.Module) for n in names):
+        raise UserError(f"{model_name} names no classifier modules (classifier_modules), so --from cannot replace its classifier")
+    return tuple(f"{n}." for n in names)
 
 
-def source_config(run_dir: str | Path, model_name: str) -> dict:
-    """The config.json of the run to start from; it must hold the same model."""
-    source = read_run_config(run_dir)
-    if source["model"] != model_name:
-        raise UserError(f"--from {run_dir} holds a {source['model']} run, but the model to train is {model_name}")
+def source_config(run_dir: str | Path, model_name: str) -> RunConfig:
+    """The config of the run to start from; it must hold the same model."""
+    source = RunDir(run_dir).read_config()
+    if source.model != model_name:
+        raise UserError(f"--from {run_dir} holds a {source.model} run, but the model to train is {model_name}")
     return source
 
 
 def start_from_run(model: nn.Module, model_name: str, run_dir: str | Path) -> None:
-    """Copy the source run's weights into `model`, except the head."""
-    _check_head(model, model_name)
-    state = {k: v for k, v in read_weights(run_dir).items() if not k.startswith(NEW_HEADS)}
+    """Copy the source run's weights into `model`, except its classifier modules."""
+    new_heads = classifier_prefixes(model, model_name)
+    state = {k: v for k, v in RunDir(run_dir).read_weights().items() if not k.startswith(new_heads)}
     own = model.state_dict()
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if wrong:
@@ -46,7 +48,7 @@ def start_from_run(model: nn.Module, model_name: str, run_dir: str | Path) -> No
             f"--from {run_dir}: {', '.join(wrong[:3])} have other shapes in the source run "
             "(different in_chans or model options?); transfer needs the same body"
         )
-    missing = [k for k in own if not k.startswith(NEW_HEADS) and k not in state]
+    missing = [k for k in own if not k.startswith(new_heads) and k not in state]
     if missing:
         raise UserError(f"--from {run_dir}: the source weights lack {', '.join(missing[:3])}")
     model.load_state_dict(state, strict=False)

@@ -22,7 +22,9 @@ def pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vectors[:, order].T, values[order], mean
 
 
-def judge(numbers: dict) -> tuple[str, str]:
+def judge_c46(numbers: dict) -> tuple[str, str]:
+    """Holds if the projections onto the directions are uncorrelated (largest off-diagonal correlation
+    below 1e-6) and their variances never rise from one direction to the next."""
     uncorrelated = numbers["max_abs_offdiag_correlation"] < 1e-6
     ordered = numbers["variances_descending"]
     if uncorrelated and ordered:
@@ -36,8 +38,8 @@ def judge(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C46")
-def run(ctx: Context, directions: str = "pca") -> Finding:
+@experiment("C46", quick_verdict="holds", opposite={"directions": "random"})
+def run_c46(ctx: Context, directions: str = "pca") -> Finding:
     """directions="pca" (the claim) or "random" (orthonormal random directions: opposite evidence)."""
     data = lab_data(ctx.quick, n_train=ctx.size(None, 10000), seed=ctx.seed)
     x = data.train_x.reshape(len(data.train_x), -1).double().numpy() / 255.0
@@ -88,5 +90,5 @@ def run(ctx: Context, directions: str = "pca") -> Finding:
     axes[0, 2].set_title("first 4 directions")
     axes[0, 2].axis("off")
     figure = save_figure(fig, ctx.figure_path("pca"))
-    verdict, reason = judge(numbers)
+    verdict, reason = judge_c46(numbers)
     return Finding(numbers, [figure], verdict, reason)

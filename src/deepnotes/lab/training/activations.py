@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from deepnotes.lab import Context, Finding, experiment
-from deepnotes.lab.common import lab_data, new_figure, rounded, save_figure
+from deepnotes.lab.common import Batches, Step, lab_data, new_figure, rounded, save_figure, train_small
 from deepnotes.layers.activations import (
     elu,
     elu_grad,
@@ -79,15 +79,14 @@ def xor_cloud(per_corner: int, noise: float, seed: int) -> tuple[torch.Tensor, t
 
 
 def _fit_xor(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
-    """Full-batch Adam on binary cross-entropy; returns the final loss."""
+    """Full-batch Adam on binary cross-entropy (train_small, one batch per epoch); the final loss."""
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    loss_fn = nn.BCEWithLogitsLoss()
-    for _ in range(steps):
-        loss = loss_fn(model(x).squeeze(1), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return loss.item()
+    hist = train_small(model, None, opt, epochs=steps, batches=Batches(x, y, len(x), shuffle=False), loss_fn=_bce, evaluate=False)
+    return hist.step_loss[-1]
+
+
+def _bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.binary_cross_entropy_with_logits(logits.squeeze(1), y)
 
 
 def judge_c05(numbers: dict) -> tuple[str, str]:
@@ -117,7 +116,7 @@ def judge_c05(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C05")
+@experiment("C05", quick_verdict="holds", opposite={"activation": "relu"})
 def run_c05(ctx: Context, activation: str | None = None, layers: int = 4, width: int = 16) -> Finding:
     """A `layers`-deep stack 2 -> width -> ... -> 1 with `activation` between its layers (None: the
     claim, a purely linear stack; "relu": opposite evidence) is trained on an XOR point cloud next to
@@ -231,7 +230,7 @@ def judge_c06(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C06")
+@experiment("C06", quick_verdict="holds", opposite={"activation": "relu"})
 def run_c06(ctx: Context, activation: str = "sigmoid", depth: int = 15) -> Finding:
     """Gradient norms of every layer at initialization, on one batch of real images, for a deep MLP
     with `activation` (the claim: sigmoid; opposite evidence: "relu") and a ReLU reference.
@@ -374,7 +373,7 @@ def judge_c10(numbers: dict) -> tuple[str, str]:
     )
 
 
-@experiment("C10")
+@experiment("C10", quick_verdict="holds with a correction", opposite={"inputs": "tanh"})
 def run_c10(ctx: Context, inputs: str = "sigmoid", batch_size: int = 64) -> Finding:
     """A 2-layer net (pixels -> 64 hidden units with activation `inputs` -> 10 classes) is trained
     with SGD on real images; at every step the weight gradients of the 10 output neurons, which are
@@ -391,33 +390,30 @@ def run_c10(ctx: Context, inputs: str = "sigmoid", batch_size: int = 64) -> Find
     for act in dict.fromkeys([inputs, "tanh"]):
         torch.manual_seed(ctx.seed)
         model = _mlp([x_all.shape[1], 64, data.num_classes], act)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        g = torch.Generator().manual_seed(ctx.seed)
+        seen: dict[str, torch.Tensor] = {}  # the hidden activations h of the step's forward pass
+        model[1].register_forward_hook(lambda module, args, out: seen.update(h=out))
         same_sample, agree_sample, same_batch, agree_batch = [], [], [], []
         max_check = 0.0
-        for _ in range(epochs):
-            order = torch.randperm(len(x_all), generator=g)
-            for s in range(len(x_all) // batch_size):
-                idx = order[s * batch_size : (s + 1) * batch_size]
-                xb, yb = x_all[idx], y_all[idx]
-                h = model[1](model[0](xb))  # (B, 64) hidden activations
-                h.retain_grad()
-                logits = model[2](h)
-                loss = nn.functional.cross_entropy(logits, yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                with torch.no_grad():
-                    delta = (logits.softmax(1) - nn.functional.one_hot(yb, data.num_classes)) / len(yb)  # (B, K)
-                    per_sample = delta[:, :, None] * h[:, None, :]  # (B, K, 64): dL/dW_out per sample
-                    batch_grad = model[2].weight.grad  # (K, 64)
-                    max_check = max(max_check, float((per_sample.sum(0) - batch_grad).abs().max()))
-                    s1, a1 = sign_stats(per_sample)
-                    s2, a2 = sign_stats(batch_grad)
-                same_sample.append(s1.flatten())
-                agree_sample.append(a1.flatten())
-                same_batch.append(s2.flatten())
-                agree_batch.append(a2.flatten())
-                opt.step()
+
+        def check_signs(s: Step) -> None:
+            # plain SGD leaves the gradient it stepped with in .grad
+            nonlocal max_check
+            h = seen["h"].detach()  # (B, 64)
+            with torch.no_grad():
+                delta = (s.logits.softmax(1) - nn.functional.one_hot(s.y, data.num_classes)) / len(s.y)  # (B, K)
+                per_sample = delta[:, :, None] * h[:, None, :]  # (B, K, 64): dL/dW_out per sample
+                batch_grad = s.model[2].weight.grad  # (K, 64)
+                max_check = max(max_check, float((per_sample.sum(0) - batch_grad).abs().max()))
+                s1, a1 = sign_stats(per_sample)
+                s2, a2 = sign_stats(batch_grad)
+            same_sample.append(s1.flatten())
+            agree_sample.append(a1.flatten())
+            same_batch.append(s2.flatten())
+            agree_batch.append(a2.flatten())
+
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        train_small(model, None, opt, epochs=epochs, batches=Batches(x_all, y_all, batch_size, seed=ctx.seed), on_step=check_signs,
+                    evaluate=False)  # fmt: skip
         results[act] = {
             "per_sample": float(torch.cat(same_sample).float().mean()),
             "per_batch": float(torch.cat(same_batch).float().mean()),
@@ -503,7 +499,7 @@ def judge_c11(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C11")
+@experiment("C11", quick_verdict="holds", opposite={"unbounded": "elu", "saturating": "leaky_relu"})
 def run_c11(ctx: Context, unbounded: str = "leaky_relu", saturating: str = "elu") -> Finding:
     """Both functions (and their hand-written derivatives) at -10, -100, -1000, in float64. The claim
     checks Leaky ReLU for unboundedness and ELU for saturation; swapping the two names is the

@@ -132,7 +132,7 @@ def judge_c07(numbers: dict) -> tuple[str, str]:
     )
 
 
-@experiment("C07")
+@experiment("C07", quick_verdict="holds", opposite={"init": "random"})
 def run_c07(ctx: Context, init: str = "zeros", activation: str = "sigmoid", width: int = 32) -> Finding:
     """An MLP pixels -> width -> width -> classes with `activation` hidden units, every weight and
     bias initialized by `init` ("zeros": the claim; "xavier" or "random" (= xavier): opposite
@@ -246,7 +246,7 @@ def judge_c08(numbers: dict) -> tuple[str, str]:
     )
 
 
-@experiment("C08")
+@experiment("C08", quick_verdict="holds", opposite={"std": 1.0})
 def run_c08(
     ctx: Context, std: float = 0.01, init: str = "normal", activation: str = "tanh", depth: int = 10, width: int = 500
 ) -> Finding:
@@ -349,7 +349,7 @@ def judge_c09(numbers: dict) -> tuple[str, str]:
     return "does not hold", relu_text + f"; but {ti}+tanh collapses (last/first std {r[f'{ti}+tanh']:.2g})"
 
 
-@experiment("C09")
+@experiment("C09", quick_verdict="holds with a correction", opposite={"tanh_init": "he", "relu_init": "xavier"})
 def run_c09(ctx: Context, tanh_init: str = "xavier", relu_init: str = "he", depth: int = 10, width: int = 500) -> Finding:
     """Activation std per layer on real images for init in {xavier (1/n), he (2/n)} x activation in
     {tanh, relu}; the claimed pairing is tanh_init / relu_init (swap them for the opposite

@@ -175,7 +175,7 @@ def _image_data(data: Data) -> ImageData:
     return ImageData(data.name, to(data.train_x), to(data.train_y), to(data.test_x), to(data.test_y), data.classes, "lab_data")
 
 
-@experiment("C25")
+@experiment("C25", quick_verdict="holds", opposite={"conversion": "channels_last"})
 def run_c25(
     ctx: Context,
     conversion: str = "exact",
@@ -292,7 +292,7 @@ def _c25_equal_figure(ctx: Context, want: torch.Tensor, got: torch.Tensor, conve
 def _c25_map_figure(ctx: Context, sd, smap: torch.Tensor, cells: list, stride: int, size: tuple[int, int], data: Data) -> str:
     """The first scene, and its score maps drawn in image coordinates: cell (i, j) as a stride x
     stride square centred on the centre of its window, so a cell sits where its window is centred."""
-    from deepnotes.segment import palette
+    from deepnotes.report.masks import palette
 
     s = 0
     img = sd.images[s, 0]
@@ -543,7 +543,7 @@ def judge_c48(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C48")
+@experiment("C48", quick_verdict="holds", opposite={"factors": (1,)})
 def run_c48(ctx: Context, factors: Sequence[int] = (2, 4), fit_images: int | None = None) -> Finding:
     """Average pooling by each factor, on digits (quick) or Fashion-MNIST (full), [0, 1] pixels, then the
     upsamplers of C48_METHODS; the best linear map is fitted on `fit_images` training images (quick:

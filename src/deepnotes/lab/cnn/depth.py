@@ -25,7 +25,7 @@ import torch
 from deepnotes.data.transforms import TensorBatches
 from deepnotes.lab import Context, Finding, experiment
 from deepnotes.lab.common import accuracy, lab_data, new_figure, rounded, save_figure, train_small
-from deepnotes.registry import create_model
+from deepnotes.models import create_model
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
@@ -82,7 +82,7 @@ def judge_c18(numbers: dict) -> tuple[str, str]:
     )
 
 
-@experiment("C18")
+@experiment("C18", quick_verdict="holds", opposite={"residual": False})
 def run_c18(ctx: Context, residual: bool = True, depths: Sequence[int] | None = None, epochs: int | None = None,
             width: float = 0.5, lr: float = 0.1) -> Finding:  # fmt: skip
     """CIFAR-form nets of depth 6n+2 (resnet20/32/44/56 and their plain forms; quick: 8/20 on

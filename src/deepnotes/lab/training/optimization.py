@@ -24,6 +24,7 @@ from torch import nn
 from deepnotes.lab import Context, Finding, experiment
 from deepnotes.lab.common import (
     Data,
+    Step,
     lab_data,
     new_figure,
     rounded,
@@ -36,7 +37,7 @@ from deepnotes.lab.common import (
 SCHEDULES = ("cosine", "step", "none")
 
 
-def judge_learning_rate(numbers: dict) -> tuple[str, str]:
+def judge_c15(numbers: dict) -> tuple[str, str]:
     """early = mean loss over the first 10% of steps; final = loss on the whole training set,
     averaged over 5 checkpoints in the last 10% of steps. Core ("decay gets both"): the decayed
     run ends at least 10% below the large constant LR, and within 5% of (or below) the small and
@@ -111,10 +112,9 @@ def _train_lr(data: Data, hidden: int, lr: float, schedule: str | None, *, steps
     checkpoints = set(np.linspace(0.9 * steps, steps, 5).round().astype(int).tolist())
     settled: list[float] = []
 
-    def on_step(m: nn.Module, step: int) -> None:
-        if step in checkpoints:
-            settled.append(_full_loss(m, data))
-            m.train()
+    def on_step(s: Step) -> None:
+        if s.step in checkpoints:
+            settled.append(_full_loss(s.model, data))  # eval mode; train_small switches back before the next step
 
     hist = train_small(model, data, opt, epochs=epochs, batch_size=batch_size, seed=seed, scheduler=scheduler, on_step=on_step)
     loss = np.asarray(hist.step_loss)
@@ -130,8 +130,8 @@ def _train_lr(data: Data, hidden: int, lr: float, schedule: str | None, *, steps
     }
 
 
-@experiment("C15")
-def run_learning_rate(
+@experiment("C15", quick_verdict="holds", opposite={"schedule": "none"})
+def run_c15(
     ctx: Context,
     schedule: str = "cosine",
     lrs: tuple[float, float, float] | None = None,
@@ -201,7 +201,7 @@ def run_learning_rate(
     a.set_ylim(bottom=max(1e-4, min(lrs) / 10))
     a.grid(alpha=0.3, which="both")
     figure = save_figure(fig, ctx.figure_path("learning_rate"))
-    verdict, reason = judge_learning_rate(numbers)
+    verdict, reason = judge_c15(numbers)
     return Finding(numbers, [figure], verdict, reason)
 
 
@@ -263,7 +263,7 @@ def _shrink_per_step(y: np.ndarray, n: int) -> float:
     return (env / abs(y[0])) ** (1.0 / k)
 
 
-def judge_momentum(numbers: dict) -> tuple[str, str]:
+def judge_c16(numbers: dict) -> tuple[str, str]:
     """At the main LR: damped = the y oscillation left after N steps is at least 2x smaller with
     momentum than with SGD, and momentum crosses the valley floor (y = 0) less often; faster =
     momentum reaches f < 1e-6 f(start) in fewer steps. Not damped -> does not hold. Damped (and
@@ -305,8 +305,8 @@ def judge_momentum(numbers: dict) -> tuple[str, str]:
     return "holds", facts
 
 
-@experiment("C16")
-def run_momentum(ctx: Context, momentum: float = 0.9, lr_times_h: float = 1.98) -> Finding:
+@experiment("C16", quick_verdict="holds with a correction", opposite={"momentum": 0.0})
+def run_c16(ctx: Context, momentum: float = 0.9, lr_times_h: float = 1.98) -> Finding:
     """momentum: the coefficient of the momentum and Nesterov runs (0 = opposite evidence: the
     "momentum" run is plain SGD). lr_times_h: the shared LR as a multiple of 1/h_y (h_y = 25,
     the steep curvature); 1.98 puts SGD just inside its stability limit 2, where it zig-zags
@@ -414,12 +414,12 @@ def run_momentum(ctx: Context, momentum: float = 0.9, lr_times_h: float = 1.98) 
     a.legend(fontsize=7)
     a.grid(alpha=0.3)
     figure = save_figure(fig, ctx.figure_path("momentum"))
-    verdict, reason = judge_momentum(numbers)
+    verdict, reason = judge_c16(numbers)
     return Finding(numbers, [figure], verdict, reason)
 
 
 # ----------------------------------------------------------------------------- C17
-def judge_adaptive(numbers: dict) -> tuple[str, str]:
+def judge_c17(numbers: dict) -> tuple[str, str]:
     """On the stationary gradient stream, fit log(effective step) = a + s log(t) over the last 90%
     of the steps, per parameter. AdaGrad shrinks toward 0 if s <= -0.4 for every parameter (1/sqrt(t)
     gives -0.5); RMSProp keeps a level if s >= -0.1 for every parameter. Both -> holds (with a
@@ -459,8 +459,8 @@ def _effective_steps(opt, steps: int, mean: torch.Tensor, std: torch.Tensor, see
     return out
 
 
-@experiment("C17")
-def run_adaptive(ctx: Context, rmsprop_alpha: float = 0.99, lr: float = 0.1) -> Finding:
+@experiment("C17", quick_verdict="holds", opposite={"rmsprop_alpha": 0.999999})
+def run_c17(ctx: Context, rmsprop_alpha: float = 0.99, lr: float = 0.1) -> Finding:
     """rmsprop_alpha: RMSProp's averaging factor (0.99 = torch's default: an average over ~100
     steps). Opposite evidence: alpha = 0.999999 averages over ~1e6 steps, longer than the run,
     so within the run RMSProp's average is (1 - alpha) * sum g^2 -- AdaGrad's accumulator times a
@@ -530,5 +530,5 @@ def run_adaptive(ctx: Context, rmsprop_alpha: float = 0.99, lr: float = 0.1) -> 
     a.legend(fontsize=7)
     a.grid(alpha=0.3)
     figure = save_figure(fig, ctx.figure_path("adagrad_rmsprop"))
-    verdict, reason = judge_adaptive(numbers)
+    verdict, reason = judge_c17(numbers)
     return Finding(numbers, [figure], verdict, reason)

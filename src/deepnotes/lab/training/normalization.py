@@ -54,7 +54,7 @@ def _steps_per_epoch(data: Data, batch_size: int) -> int:
 
 
 # ----------------------------------------------------------------------------- C12
-def judge_input_normalization(numbers: dict) -> tuple[str, str]:
+def judge_c12(numbers: dict) -> tuple[str, str]:
     """Speeds: at each input's own best LR, standardized inputs end at a loss at least 20% lower
     (or reach the common target at least 1.5x sooner). Stabilizes: at the shared LR (ordinary
     for standardized data) raw inputs fail (blow up or stay above 90% of the chance loss) while
@@ -98,8 +98,8 @@ def _mlp(data: Data, hidden: int, seed: int) -> nn.Module:
     return MLP(data.num_classes, in_chans=data.train_x.shape[1], img_size=(h, w), hidden=(hidden,))
 
 
-@experiment("C12")
-def run_input_normalization(
+@experiment("C12", quick_verdict="holds", opposite={"baseline": "standardized", "lrs": (1e-3, 0.1, 1.0)})
+def run_c12(
     ctx: Context, baseline: str = "raw", shared_lr: float = 0.1, lrs: tuple[float, ...] | None = None
 ) -> Finding:
     """baseline="raw" (0-255 pixels: the claim) or "standardized" (both runs standardized:
@@ -123,7 +123,7 @@ def run_input_normalization(
             model = _mlp(data, hidden, ctx.seed)
             hist = train_small(
                 model, data, SGD(model.parameters(), lr=lr),
-                epochs=epochs, batch_size=batch_size, standardize=standardize, seed=ctx.seed,
+                epochs=epochs, batch_size=batch_size, spec=data.spec(standardize), seed=ctx.seed,
             )  # fmt: skip
             fin = final_loss(hist.step_loss, planned)
             acc = hist.epoch_test_accuracy[-1] if len(hist.epoch_test_accuracy) == epochs else None
@@ -191,7 +191,7 @@ def run_input_normalization(
     a.legend(fontsize=8)
     a.grid(alpha=0.3)
     figure = save_figure(fig, ctx.figure_path("input_normalization"))
-    verdict, reason = judge_input_normalization(numbers)
+    verdict, reason = judge_c12(numbers)
     return Finding(numbers, [figure], verdict, reason)
 
 
@@ -202,7 +202,7 @@ def _arm_label(name: str, baseline: str) -> str:
 
 
 # ----------------------------------------------------------------------------- C13
-def judge_batchnorm(numbers: dict) -> tuple[str, str]:
+def judge_c13(numbers: dict) -> tuple[str, str]:
     """Normalizes: in training mode every feature of the normalized values (x_hat, before the
     learned scale/shift) has |mean| < 0.01 and |var - 1| < 0.01. Speeds: with BN the smoothed
     loss reaches half the chance loss at least 1.5x sooner (or the plain net never does) and
@@ -274,8 +274,8 @@ def _feature_stats(model: nn.Sequential, x: torch.Tensor, train_mode: bool) -> t
     return cat(norm_means), cat(norm_vars), cat(out_means), cat(out_vars)
 
 
-@experiment("C13")
-def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int = 4) -> Finding:
+@experiment("C13", quick_verdict="holds", opposite={"use_bn": False})
+def run_c13(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int = 4) -> Finding:
     """use_bn=True: the BN arm has BatchNorm after every hidden Linear (the claim); False: both
     arms are the plain net (opposite evidence). Same init seed, data order and LR for both."""
     from deepnotes.optim import SGD
@@ -362,7 +362,7 @@ def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int
     a.set(xscale="log", xlabel="per-feature variance over a batch", ylabel="features", title="per-feature variances")
     a.legend(fontsize=7)
     figure = save_figure(fig, ctx.figure_path("batchnorm"))
-    verdict, reason = judge_batchnorm(numbers)
+    verdict, reason = judge_c13(numbers)
     return Finding(numbers, [figure], verdict, reason)
 
 
@@ -370,7 +370,7 @@ def run_batchnorm(ctx: Context, use_bn: bool = True, lr: float = 0.1, depth: int
 DROPOUT_VARIANTS = ("inverted", "classic, test x(1-p)", "classic, no test scaling")
 
 
-def judge_dropout(numbers: dict) -> tuple[str, str]:
+def judge_c14(numbers: dict) -> tuple[str, str]:
     """Each variant's gap = |test-mode mean - train-mode mean (over many masks)| / train-mode mean,
     over all units and inputs. Holds if both correct variants have gap < tol (default 0.02) and
     the mistaken one (classic without test scaling) has gap > tol; does not hold otherwise."""
@@ -391,8 +391,8 @@ def judge_dropout(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what) + f"; {facts}"
 
 
-@experiment("C14")
-def run_dropout(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True, tolerance: float = 0.02) -> Finding:
+@experiment("C14", quick_verdict="holds", opposite={"classic_test_scaling": False})
+def run_c14(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True, tolerance: float = 0.02) -> Finding:
     """classic_test_scaling=True: classic dropout multiplies by (1 - p) at test time (the claim);
     False: the classic variant forgets it (opposite evidence). Activations are the ReLU hidden
     units of an MLP at initialization on real images."""
@@ -408,8 +408,9 @@ def run_dropout(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True,
     with torch.no_grad():
         h = layer(x)  # (n_inputs, width), non-negative activations
 
-    def train_test(mode: str, scale_at_test: bool, prob: float, masks: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per-unit mean of the train-mode output over inputs and masks, and of the test-mode output."""
+    def dropout_means(mode: str, scale_at_test: bool, prob: float, masks: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-unit mean of the train-mode output over inputs and masks, and of the test-mode output
+        (no training: the layer is only run, in both modes)."""
         drop = Dropout(prob, mode=mode, generator=torch.Generator().manual_seed(ctx.seed + 1))
         drop.train()
         with torch.no_grad():
@@ -428,7 +429,7 @@ def run_dropout(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True,
     per_unit: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     variants = {}
     for name, (mode, scale) in setups.items():
-        tr, te = train_test(mode, scale, p, n_masks)
+        tr, te = dropout_means(mode, scale, p, n_masks)
         per_unit[name] = (tr, te)
         live = tr > 1e-6 * tr.max()
         ratio = te[live] / tr[live]
@@ -442,7 +443,7 @@ def run_dropout(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True,
     sweep_p = (0.1, 0.3, 0.5, 0.7, 0.9)
     sweep = []
     for q in sweep_p:
-        tr, te = train_test("classic", False, q, max(50, n_masks // 4))
+        tr, te = dropout_means("classic", False, q, max(50, n_masks // 4))
         sweep.append(rounded(float(te.sum() / tr.sum())))
     numbers = {
         "data": data.name,
@@ -483,5 +484,5 @@ def run_dropout(ctx: Context, p: float = 0.5, classic_test_scaling: bool = True,
     a.legend(fontsize=8)
     a.grid(alpha=0.3)
     figure = save_figure(fig, ctx.figure_path("dropout"))
-    verdict, reason = judge_dropout(numbers)
+    verdict, reason = judge_c14(numbers)
     return Finding(numbers, [figure], verdict, reason)

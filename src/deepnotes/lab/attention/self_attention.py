@@ -43,7 +43,7 @@ from torch.nn.utils import parametrize
 from deepnotes.explain import summarize
 from deepnotes.explain.attention import attention_maps, cls_attention_grid
 from deepnotes.lab import Context, Finding, experiment
-from deepnotes.lab.cnn import fields
+from deepnotes.lab.cnn.layers import fields
 from deepnotes.lab.common import lab_data, new_figure, rounded, save_figure, train_small
 from deepnotes.layers.attention import (
     LearnedPositionalEmbedding,
@@ -53,8 +53,8 @@ from deepnotes.layers.attention import (
     use_fused,
 )
 from deepnotes.layers.transformer import TransformerEncoder, TransformerEncoderLayer
+from deepnotes.models import create_model
 from deepnotes.models.vit import PatchEmbed, ViT, ViTConfig, embedding_shapes, patchify
-from deepnotes.registry import create_model
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -122,7 +122,7 @@ def judge_c29(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C29")
+@experiment("C29", quick_verdict="holds", opposite={"patch_size": 14})
 def run_c29(ctx: Context, model: str = "vit_b_16", patch_size: int | None = None, img_size: int = 224) -> Finding:
     """The shapes through `model`'s embedding at img_size (built on the meta device: shapes only),
     and its patch embedding (a real one with the same geometry) on crops of a real photograph.
@@ -257,7 +257,7 @@ def judge_c30(numbers: dict) -> tuple[str, str]:
     return "does not hold", f"the positional encodings do not break equivariance either (largest error {control:.2g}): the check sees nothing"
 
 
-@experiment("C30")
+@experiment("C30", quick_verdict="holds", opposite={"use_pe": True})
 def run_c30(ctx: Context, use_pe: bool = False, layers: int | None = None, d_model: int | None = None) -> Finding:
     """Encoders with no / sinusoidal / learned positional encoding, the same weights otherwise, on
     real patch sequences; the error of f(Px) against P f(x). use_pe=True tests the claim on the
@@ -398,7 +398,7 @@ def judge_c31(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what) + ". " + summary
 
 
-@experiment("C31")
+@experiment("C31", quick_verdict="holds", opposite={"scale": False})
 def run_c31(ctx: Context, scale: bool = True, d_k: Sequence[int] | None = None, keys: int = 64) -> Finding:
     """scale=True: the arm under test divides the logits by sqrt(d_k) (the claim); False: it does
     not (the opposite evidence). The unscaled arm is always measured as the reference."""
@@ -526,7 +526,7 @@ def judge_c32(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C32")
+@experiment("C32", quick_verdict="holds", opposite={"causal": False})
 def run_c32(ctx: Context, causal: bool = True, layers: int | None = None) -> Finding:
     """The same encoder (sinusoidal positions, random weights) with is_causal=True and without a
     mask, on both attention paths (scratch softmax and F.scaled_dot_product_attention).
@@ -702,7 +702,8 @@ def _small_vit(quick: bool, num_classes: int, in_chans: int, img: int) -> tuple[
     return create_model("vit_tiny_28", num_classes=num_classes, in_chans=in_chans, img_size=img), "vit_tiny_28"
 
 
-@experiment("C33")
+# tied maps are identical at any epoch: 1 epoch is enough for the opposite evidence
+@experiment("C33", quick_verdict="holds", opposite={"tie_heads_qk": True, "epochs": 1})
 def run_c33(ctx: Context, tie_heads_qk: bool = False, epochs: int | None = None, n_train: int | None = None) -> Finding:
     """Train a small ViT (quick: 2 layers, 8 epochs on digits; full: vit_tiny_28, 2 epochs on all of
     Fashion-MNIST, about 2 minutes on one thread) and compare its heads' attention maps on held-out
@@ -857,7 +858,7 @@ def judge_c34(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C34")
+@experiment("C34", quick_verdict="holds", opposite={"attention": "local"})
 def run_c34(ctx: Context, attention: str = "global", window: int = 1, patch_size: int = 4, cnn: str = "resnet20") -> Finding:
     """Input-gradient footprints of every output token of the first encoder layer of vit_tiny_28
     (with `patch_size`, default 4: a 7x7 grid) on real 28x28 images, against the first conv of

@@ -34,7 +34,7 @@ from torch import nn
 from deepnotes.explain import conv_output_size, measure_receptive_field, summarize
 from deepnotes.lab import Context, Finding, experiment
 from deepnotes.lab.common import lab_data, new_figure, rounded, save_figure
-from deepnotes.registry import builder_accepts, create_model
+from deepnotes.models import builder_accepts, create_model
 
 
 def _weights(module: nn.Module) -> tuple[int, int]:
@@ -161,7 +161,7 @@ def judge_c01(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C01")
+@experiment("C01", quick_verdict="holds", opposite={"layer": "local"})
 def run_c01(ctx: Context, layer: str = "conv", kernel: int = 3, expanded_maps: int = 4) -> Finding:
     """layer="conv" (the claim) or "local" (a locally connected layer: the same windows with an own
     kernel per position, the opposite evidence). Counts for 1x28x28 and 3x224x224 inputs; the
@@ -393,7 +393,7 @@ def judge_c02(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C02")
+@experiment("C02", quick_verdict="holds", opposite={"kernel_sizes": (1,)})
 def run_c02(ctx: Context, kernel_sizes: Sequence[int] = (3, 5, 7), depth: int | None = None, stride2_at: int = 2,
             models: Sequence[str] | None = None) -> Finding:  # fmt: skip
     """Stacks of `depth` convs (kernel k, "same" padding) for each k in kernel_sizes, all stride 1
@@ -556,7 +556,7 @@ def judge_c03(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(bad)
 
 
-@experiment("C03")
+@experiment("C03", quick_verdict="holds", opposite={"kernel": 1})
 def run_c03(ctx: Context, kernel: int = 3, dilation: int = 1, channels: Sequence[int] = (64, 512), max_depth: int = 5) -> Finding:
     """Stacks of n `kernel`x`kernel` convs (C -> C, "same" padding, `dilation`) for n = 1..max_depth
     against one conv of size 2n+1: weights and biases counted from modules (meta device) for each C
@@ -746,7 +746,7 @@ def judge_c04(numbers: dict) -> tuple[str, str]:
     return "does not hold", "; ".join(what)
 
 
-@experiment("C04")
+@experiment("C04", quick_verdict="holds", opposite={"reduce_factor": 1.0})
 def run_c04(ctx: Context, reduce_factor: float | None = None, modules: Sequence[str] | None = None) -> Finding:
     """GoogLeNet with the paper's 5x5 branch (branch3_kernel=5) and torchvision's BN units, built on
     the meta device, with Table 1's 1x1 reductions and without them (NoReductionInception); counts
@@ -936,7 +936,7 @@ def judge_c19(numbers: dict) -> tuple[str, str]:
     return "does not hold", head + ": the plain net's gradients reach the input just as well (the skip changes little)"
 
 
-@experiment("C19")
+@experiment("C19", quick_verdict="holds with a correction", opposite={"residual": False})
 def run_c19(ctx: Context, residual: bool = True, batch_norm: bool = True, depths: Sequence[int] = (20, 56), batch: int | None = None) -> Finding:
     """The CIFAR-form ResNets of the paper (resnet20/56, option A shortcuts, 1 input channel) with
     skips (residual=True) and without (the plain nets), built with the same seed, one training-mode

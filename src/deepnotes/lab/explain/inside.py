@@ -17,7 +17,7 @@ C47  Global average pooling is blind to where things are on the last feature map
 
 The small CNN everywhere is `vgg_small` with fewer stages (conv-BN-ReLU, max-pool between stages,
 no pool after the last): 16-32 channels on digits (8 -> 4 -> 4 map), 16-32-64 on Fashion-MNIST
-(28 -> 14 -> 7 -> 7). Training: Adam with a cosine schedule, seeded batch order.
+(28 -> 14 -> 7 -> 7). Training: Adam with a cosine schedule, seeded batch order (train, through common.train_small).
 Pixel units: eps and pixel statistics are on the [0, 1] scale (uint8 / 255).
 """
 
@@ -37,8 +37,8 @@ from deepnotes.explain.attack import accuracy_vs_eps, adversarial_batch, pgd
 from deepnotes.explain.cam import compute_cam, overlay
 from deepnotes.explain.templates import class_templates
 from deepnotes.lab import Context, Finding, experiment
-from deepnotes.lab.common import Data, lab_data, new_figure, rounded, save_figure
-from deepnotes.registry import create_model
+from deepnotes.lab.common import Batches, Data, lab_data, new_figure, rounded, save_figure, train_small
+from deepnotes.models import create_model
 
 # ============================================================================ shared pieces
 
@@ -74,42 +74,28 @@ def train(
     adversarial: dict | None = None,
     labels: torch.Tensor | None = None,
 ) -> list[float]:
-    """Adam + cosine schedule on data.train_x (uint8), normalized with the training statistics.
+    """The chapter's recipe, through train_small: Adam + cosine schedule on data.train_x (uint8),
+    normalized with the training statistics, batches from one seeded random stream (Batches).
 
     augment(uint8 batch, generator) -> uint8 batch, applied before normalization. adversarial:
     kwargs of explain.attack.adversarial_batch (method, eps, steps, ...): every batch is replaced
     by its adversarial version (Madry et al.). labels: train on these instead of data.train_y.
-    Returns the mean training loss per epoch."""
+    Returns the mean training loss per epoch; leaves the model in eval mode."""
     spec = data.spec()
-    y_all = data.train_y if labels is None else labels
-    n = len(data.train_x)
-    per_epoch = max(1, n // batch_size)
+    per_epoch = max(1, len(data.train_x) // batch_size)
     opt = torch.optim.Adam(model.parameters(), lr)
     total = epochs * per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    g = torch.Generator().manual_seed(seed)
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
-        run = 0.0
-        for i in range(per_epoch):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            xb, yb = data.train_x[idx], y_all[idx]
-            if augment is not None:
-                xb = augment(xb, g)
-            x = spec.normalize(xb)
-            if adversarial is not None:
-                x = adversarial_batch(model, x, yb, mean=spec.mean, std=spec.std, generator=g, **adversarial)
-            model.train()
-            loss = F.cross_entropy(model(x), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            run += loss.item()
-        losses.append(run / per_epoch)
+
+    def attack(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return adversarial_batch(model, x, y, mean=spec.mean, std=spec.std, generator=g, **adversarial)
+
+    batches = Batches(data.train_x, data.train_y if labels is None else labels, batch_size, spec=spec, seed=seed, augment=augment,
+                      attack=attack if adversarial is not None else None)  # fmt: skip
+    hist = train_small(model, None, opt, epochs=epochs, batches=batches, scheduler=sched, evaluate=False)
     model.eval()
-    return losses
+    steps = hist.step_loss
+    return [sum(steps[i : i + per_epoch]) / per_epoch for i in range(0, len(steps), per_epoch)]
 
 
 @torch.no_grad()
@@ -192,7 +178,7 @@ def judge_c21(numbers: dict) -> tuple[str, str]:
     return "holds", head + f", at a cost of {100 * cost:+.1f} points on the plain test set"
 
 
-@experiment("C21")
+@experiment("C21", quick_verdict="holds with a correction", opposite={"augment": False, "epochs": 3})
 def run_c21(
     ctx: Context,
     augment: bool = True,
@@ -317,7 +303,7 @@ def judge_c22(numbers: dict) -> tuple[str, str]:
     return "does not hold", head + ": the weight images do not look like their classes"
 
 
-@experiment("C22")
+@experiment("C22", quick_verdict="holds", opposite={"shuffle_labels": True})
 def run_c22(ctx: Context, shuffle_labels: bool = False, untrained: bool = False, epochs: int | None = None, lr: float = 1e-3) -> Finding:
     """mlp with hidden=() (one Linear layer on the flattened image) trained with Adam on the lab
     data (digits quick, all of Fashion-MNIST full); templates = weights / std (weights on [0, 1]
@@ -467,7 +453,7 @@ def judge_c23(numbers: dict) -> tuple[str, str]:
     )
 
 
-@experiment("C23")
+@experiment("C23", quick_verdict="holds", opposite={"head": "flatten"})
 def run_c23(ctx: Context, head: str = "gap", n_images: int | None = None, epochs: int | None = None) -> Finding:
     """The small CNN (trained briefly: quick 3 epochs on digits, full 2 epochs on 10k Fashion-MNIST
     images) and an untrained ResNet-20 (the identity is algebra: it needs no training), both with
@@ -608,7 +594,7 @@ def judge_c24(numbers: dict) -> tuple[str, str]:
         f"costing {100 * cost:.1f} points of clean accuracy)" if cost > 0 else f"and {100 * -cost:.1f} points more clean accuracy)")
 
 
-@experiment("C24")
+@experiment("C24", quick_verdict="holds", opposite={"eps_list": (0.0, 0.5 / 255, 1 / 255), "adversarial_training": False})
 def run_c24(
     ctx: Context,
     eps_list: Sequence[float] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
@@ -816,7 +802,7 @@ def judge_c47(numbers: dict) -> tuple[str, str]:
     return "holds with a correction", head + ": pooling itself forgets positions exactly, but on images " + "; and ".join(why) + f": {rf}"
 
 
-@experiment("C47")
+@experiment("C47", quick_verdict="holds with a correction", opposite={"gap_head": "flatten"})
 def run_c47(ctx: Context, gap_head: str = "gap", grid: int = 2, epochs: int | None = None, margin: float = 0.1) -> Finding:
     """Two small CNNs with the same conv layers, trained alike: one ends in global average
     pooling + linear (gap_head="gap"; "flatten" makes it a second flatten-head net, the opposite

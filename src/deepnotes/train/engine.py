@@ -1,0 +1,468 @@
+"""The engine every task shares, built from small plain functions (the shape of nanoGPT's
+train.py and of torchvision's reference training scripts):
+
+    train_one_epoch(...)   one pass over the shuffled training batches
+    run(cfg, task_cls)     data -> model -> epochs -> checkpoints -> run directory
+
+It owns the run directory, resume, DDP, Ctrl-C, progress, the checkpoint cadence, precision and
+the learning-rate schedules. What differs between kinds of training (the batches, the step, the
+loss, the scores, the figures) is the task's: deepnotes.tasks.base.Task, called at fixed points.
+Users start runs through deepnotes.tasks.run_training / fit, which pick the task of the model.
+
+Everything is seeded: the batch order and augmentation are pure functions of (seed, epoch),
+and the checkpoint holds the torch RNG state (dropout), so 2 epochs == 1 epoch + --resume
++ 1 epoch, bit for bit on the same machine, also when the first run was cut off mid-epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+import deepnotes
+from deepnotes.data import load_dataset
+from deepnotes.errors import UserError
+from deepnotes.models import create_model
+from deepnotes.rundir import RunConfig, RunDir
+from deepnotes.train import distributed as ddp
+from deepnotes.train import transfer
+from deepnotes.train.config import TrainConfig
+from deepnotes.train.optim import build_scheduler
+
+# Mixed precision: bf16 runs forward passes under torch.autocast (matmuls and convolutions in
+# bfloat16; weights, gradients and the optimizer in float32; no loss scaling: bf16 has float32's
+# exponent range). The test set is always scored in float32.
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16}  # TrainConfig.precision -> torch.autocast dtype
+
+
+def autocast(precision: str, device: torch.device):
+    """The context a task's forward pass (and loss) runs in for TrainConfig.precision."""
+    dtype = AUTOCAST_DTYPES[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class EpochProgress:
+    """Running totals of one training epoch (the task's sums by name); saved in a mid-epoch checkpoint."""
+
+    step: int = 0  # batches done
+    sums: dict[str, Any] = field(default_factory=dict)
+    seen: int = 0  # samples
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    metrics: dict[str, Any]
+    run_dir: Path
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------- small functions
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def train_one_epoch(
+    net: nn.Module,
+    task,
+    batches,
+    epoch: int,
+    optimizers: list[torch.optim.Optimizer],
+    schedulers: list,
+    progress: EpochProgress,
+    *,
+    device: torch.device = torch.device("cpu"),
+    should_stop: Callable[[int], bool] = lambda step: False,
+    on_flush: Callable[[EpochProgress], None] = lambda p: None,
+    flush_every: int = 20,
+) -> EpochProgress:
+    """Train on the batches of `epoch` from progress.step on; update and return `progress`.
+
+    Each step: task.before_step (outside autocast), task.training_step under the task's
+    autocast, then zero_grad / backward / step of every optimizer (unless the task optimizes
+    by hand), then one step of every schedule. Running sums stay on the device and are read
+    back every `flush_every` steps (no per-step host sync); that is also when a non-finite loss
+    is detected. `should_stop(step)` is asked after every step; when it says yes the epoch ends
+    early (progress.step tells where).
+    """
+    net.train()
+    sums: dict[str, torch.Tensor] = {}
+    seen = 0
+    start = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal seen, start
+        total = sums["loss"].item() if "loss" in sums else 0.0
+        if not math.isfinite(total):
+            raise TrainingDiverged(
+                f"the training loss became {total} in epoch {epoch} (by step {progress.step}); "
+                "stopped without saving this state. Try a lower --lr"
+            )
+        for k, acc in sums.items():
+            progress.sums[k] = progress.sums.get(k, 0) + acc.item()
+            acc.zero_()
+        progress.seen += seen
+        progress.seconds += time.perf_counter() - start
+        seen, start = 0, time.perf_counter()
+        on_flush(progress)
+
+    for batch in batches.epoch(epoch, start_step=progress.step):
+        batch = task.before_step(_to_device(batch, device))
+        if task.manual_optimization:
+            out = task.training_step(net, batch)  # zero_grad, backward and step are the task's
+        else:
+            with task.autocast():
+                out = task.training_step(net, batch)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            for opt in optimizers:
+                opt.step()
+        for sched in schedulers:
+            sched.step()
+        for k, v in out.sums.items():
+            if k not in sums:  # float64 totals of float values, int64 of counts
+                floating = v.is_floating_point() if isinstance(v, torch.Tensor) else isinstance(v, float)
+                sums[k] = torch.zeros((), dtype=torch.float64 if floating else torch.int64, device=device)
+            sums[k] += v
+        seen += out.count
+        progress.step += 1
+        stop = should_stop(progress.step)
+        if stop or progress.step % flush_every == 0 or progress.step == len(batches):
+            flush()
+        if stop:
+            break
+    return progress
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _check_resume(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) -> None:
+    differ = [
+        f"{f.name} ({saved.get(f.name)!r} in the run, {getattr(cfg, f.name)!r} now)"
+        for f in fields(TrainConfig)
+        if f.name not in TrainConfig.RESUMABLE_CHANGES
+        and f.name in saved
+        and saved[f.name] != (cfg.learning_rate if f.name == "lr" else _jsonable(getattr(cfg, f.name)))
+    ]
+    if differ:
+        raise UserError(
+            f"--resume continues the run in {run_dir} as it was configured, but these differ: "
+            + "; ".join(differ)
+            + ". Pass the same options (only --epochs and --target-accuracy may change) or use a new --out"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(message: str) -> Iterator[threading.Event]:
+    """First Ctrl-C: set the event (the loop saves and stops at the next step). Second: quit now."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print(f"\n{message}", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _log(info: ddp.DistInfo, cfg: TrainConfig, text: str) -> None:
+    if info.is_main and cfg.progress:
+        print(text, flush=True)
+
+
+def _format(key: str, value: float, percent: str = ".2%") -> str:
+    """A training number for the log: accuracies as percentages, the rest with 4 decimals."""
+    return f"{value:{percent}}" if "accuracy" in key else f"{value:.4f}"
+
+
+def _train_text(record: dict[str, Any], percent: str = ".2%") -> str:
+    """'loss 0.1234  acc 95.12%' from the task's train_record."""
+    parts = []
+    for key, value in record.items():
+        label = key.removeprefix("train_").replace("accuracy", "acc").replace("_", " ")
+        parts.append(f"{label} {_format(key, value, percent)}")
+    return "  ".join(parts)
+
+
+def run(cfg: TrainConfig, task_cls, *, should_stop: Callable[[int, int], bool] | None = None) -> TrainResult:
+    """Train cfg.model on cfg.data as task `task_cls` (a deepnotes.tasks.base.Task subclass)."""
+    info = ddp.setup()
+    try:
+        return _run(cfg, task_cls, info, should_stop)
+    finally:
+        ddp.teardown(info)
+
+
+def _run(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop) -> TrainResult:
+    run_dir = RunDir(cfg.out_dir)
+    task_cls.check_options(cfg)
+    threads = cfg.threads or max(1, torch.get_num_threads() // info.local_world_size)
+    torch.set_num_threads(threads)
+
+    # -- run directory: never overwrite a run; --resume must continue the same configuration
+    state = None
+    if cfg.resume:
+        if not run_dir.exists():
+            raise UserError(f"--resume needs an existing run directory, but {run_dir.file('config.json')} does not exist")
+        _check_resume(cfg, run_dir.read_config().train, run_dir)
+        state = run_dir.read_checkpoint()
+    elif run_dir.has_checkpoint():
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or --out NEW_DIR for a new one")
+
+    # -- data (rank 0 first, so that only one process downloads)
+    if info.enabled and not info.is_main:
+        torch.distributed.barrier()
+    data = load_dataset(cfg.data, data_dir=cfg.data_dir)
+    if info.enabled and info.is_main:
+        torch.distributed.barrier()
+    source = transfer.source_config(cfg.from_run, cfg.model) if cfg.from_run else None
+    task = task_cls(cfg, info.device)
+    task.setup(data, source)
+
+    # -- model (from scratch, or from a trained run with a new head), optimizers, schedules
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **task.model_args)
+    if cfg.from_run and state is None:
+        transfer.start_from_run(model, cfg.model, cfg.from_run)
+    frozen = transfer.freeze(model, cfg.freeze)
+    num_params = sum(p.numel() for p in model.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise UserError(f"--freeze {' '.join(cfg.freeze)} leaves nothing to train")
+    model.to(info.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    core = task.build(model)  # what sees the batches (no DDP)
+    net: nn.Module = core
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(core, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    torch.manual_seed(cfg.seed + info.rank)  # each rank draws its own dropout
+
+    train_batches = task.train_batches(info.rank, info.world_size)
+    test_batches = task.test_batches()
+    optimizers = task.configure_optimizers(trainable)
+    schedulers = [build_scheduler(cfg, opt, len(train_batches)) for opt in optimizers]
+
+    history: list[dict[str, Any]] = []
+    first_epoch, progress = 1, EpochProgress()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for opt, saved in zip(optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        for sched, saved in zip(schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(saved)
+        task.load_state_dict(state.get("task", {}))
+        torch.set_rng_state(state["rng_torch"])
+        history = list(state["history"])
+        first_epoch = state["epoch"] + 1 if state["step"] == 0 else state["epoch"]
+        if state["step"]:
+            progress = EpochProgress(**state["progress"])
+        if first_epoch > cfg.epochs:
+            raise UserError(f"{run_dir} has already trained {state['epoch']} epochs; pass a larger --epochs to continue")
+
+    config = RunConfig(
+        task=task.name,
+        model=cfg.model,
+        model_args=_jsonable(task.model_args),
+        dataset=cfg.data,
+        classes=list(task.classes),
+        input=_jsonable(task.input),
+        train=cfg.to_json(),
+        num_params=num_params,
+        trainable_params=sum(p.numel() for p in trainable),
+        data_source=getattr(data, "source", ""),
+        world_size=info.world_size,
+        deepnotes_version=deepnotes.__version__,
+        torch_version=torch.__version__,
+    )
+    if info.is_main:
+        run_dir.write_config(config)
+    _log(info, cfg, f"{cfg.model} ({num_params:,} parameters) on {data!r}")
+    if cfg.from_run or frozen:
+        _log(info, cfg, f"transfer: weights from {cfg.from_run or '-'} (new head); frozen: {', '.join(cfg.freeze) or 'nothing'}; "
+             f"{sum(p.numel() for p in trainable):,} parameters train")
+    for note in task.notes:
+        _log(info, cfg, note)
+    _log(info, cfg, f"input: {task.input_note}; {len(train_batches)} steps/epoch of {cfg.batch_size}; {threads} threads; -> {run_dir}")
+    if state is not None:
+        _log(info, cfg, f"resumed from epoch {state['epoch']}" + (f" step {state['step']}" if state["step"] else ""))
+
+    def checkpoint(epoch: int, step: int) -> None:
+        if info.is_main:
+            run_dir.save_checkpoint({
+                "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                "schedulers": [s.state_dict() for s in schedulers], "task": task.state_dict(), "epoch": epoch, "step": step,
+                "rng_torch": torch.get_rng_state(), "history": history, "progress": progress.to_json() if step else {},
+            })  # fmt: skip
+
+    target = task.target
+    train_seconds = history[-1]["seconds"] if history else 0.0
+    seconds_to_target = next(
+        (h["seconds"] for h in history if cfg.target_accuracy and target.reached(h[target.key], cfg.target_accuracy)), None
+    )
+    rate_key = f"{task.sample_name}_per_second"
+
+    interrupted, last_eval = False, None
+    with _ctrl_c_stops("stopping after this step and saving a checkpoint (Ctrl-C again quits at once)") as ctrl_c:
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            if seconds_to_target is not None:
+                break
+            bar = _progress_bar(info, cfg, epoch, len(train_batches), progress.step)
+
+            def stop_now(step: int, epoch: int = epoch) -> bool:
+                wanted = ctrl_c.is_set() or (should_stop is not None and should_stop(epoch, step))
+                return ddp.any_rank(wanted, info)
+
+            def on_flush(p: EpochProgress, bar=bar) -> None:
+                if bar is not None:
+                    bar.update(p.step - bar.n)
+                    done = train_seconds + p.seconds
+                    remaining = (cfg.epochs - epoch + 1 - p.step / len(train_batches)) * (p.seconds / max(1, p.step)) * len(train_batches)
+                    bar.set_postfix_str(
+                        f"{_train_text(task.train_record(p.sums, p.seen), '.1%')} {p.seen / max(p.seconds, 1e-9):,.0f} "
+                        f"{task.sample_unit}/s run ETA {_fmt_seconds(remaining)} ({_fmt_seconds(done)} so far)"
+                    )
+
+            try:
+                train_one_epoch(
+                    net, task, train_batches, epoch, optimizers, schedulers, progress,
+                    device=info.device, should_stop=stop_now, on_flush=on_flush,
+                )  # fmt: skip
+            finally:
+                if bar is not None:
+                    bar.close()
+            if progress.step < len(train_batches):  # stopped mid-epoch
+                checkpoint(epoch, progress.step)
+                interrupted = True
+                break
+            ddp.sync_buffers(model, info)
+            last_eval = _evaluate(task, core, test_batches)
+            train_seconds += progress.seconds
+            train = task.train_record(progress.sums, progress.seen)
+            record = {
+                "epoch": epoch,
+                **train,
+                **task.test_record(last_eval),
+                "lr": optimizers[0].param_groups[0]["lr"],
+                "seconds": train_seconds,
+                rate_key: progress.seen * info.world_size / max(progress.seconds, 1e-9),
+            }
+            history.append(record)
+            progress = EpochProgress()
+            checkpoint(epoch, 0)
+            _log(
+                info, cfg,
+                f"epoch {epoch:>3}/{cfg.epochs}  {_train_text(train)}  {task.scores_text(record)}  "
+                f"{record[rate_key]:,.0f} {task.sample_unit}/s  {train_seconds:.1f}s",
+            )  # fmt: skip
+            if cfg.target_accuracy and target.reached(record[target.key], cfg.target_accuracy):
+                seconds_to_target = train_seconds
+                _log(info, cfg, f"reached {target.label} {target.format(cfg.target_accuracy)} after {train_seconds:.1f}s of training")
+            if ctrl_c.is_set():
+                interrupted = True
+                break
+
+    if last_eval is None and history:  # resumed a finished run or stopped early: measure once more
+        last_eval = _evaluate(task, core, test_batches)
+    metrics: dict[str, Any] = {
+        "task": task.name,
+        "target_metric": target.key,  # what --target-accuracy is compared with
+        **task.summary(history, last_eval),
+        "train_seconds": train_seconds,
+        "target_accuracy": cfg.target_accuracy,
+        "seconds_to_target": seconds_to_target,
+        "epochs_completed": len(history),
+        "num_params": num_params,
+        "interrupted": interrupted,
+        "epochs": history,
+        **task.final_metrics(last_eval),
+    }
+    if info.is_main:
+        _write_outputs(run_dir, task, model, core, metrics, last_eval)
+        if interrupted:
+            _log(info, cfg, f"interrupted: checkpoint saved; continue with the same command plus --resume (run directory {run_dir})")
+        else:
+            _log(info, cfg, f"{task.final_text(metrics)} after {train_seconds:.1f}s of training; report: {run_dir.file('report.html')}")
+    return TrainResult(model, metrics, run_dir.path, interrupted)
+
+
+def _evaluate(task, core: nn.Module, batches) -> dict[str, Any]:
+    """The task's scores on the test batches, without gradients; the module's mode is put back."""
+    was_training = core.training
+    try:
+        with torch.no_grad():
+            return task.evaluate(core, batches)
+    finally:
+        core.train(was_training)
+
+
+def _write_outputs(run_dir: RunDir, task, model: nn.Module, core: nn.Module, metrics: dict, last_eval) -> None:
+    """The weights, curves.png and the task's figures, metrics.json, then report.html."""
+    from deepnotes.report import plot_curves, write_run_report
+
+    run_dir.save_weights(model.state_dict())
+    figures = []
+    if metrics["epochs"]:
+        plot_curves(metrics["epochs"], run_dir.file("curves.png"), task.curve_panels())
+        titles = [p.title[0].lower() + p.title[1:] for p in task.curve_panels()]
+        what = ", ".join(titles[:-1]) + " and " + titles[-1] if len(titles) > 1 else titles[0]
+        figures.append({"path": "curves.png", "caption": f"{what} per epoch"})
+    figures += task.write_figures(run_dir.path, core, last_eval, metrics)
+    metrics["figures"] = figures
+    run_dir.write_metrics(metrics)
+    write_run_report(run_dir.path, task.report(metrics))
+
+
+def _progress_bar(info: ddp.DistInfo, cfg: TrainConfig, epoch: int, total: int, initial: int):
+    if not (info.is_main and cfg.progress and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False, dynamic_ncols=True)
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

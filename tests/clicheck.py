@@ -29,3 +29,22 @@ def png_size(path: Path) -> tuple[int, int]:
     assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as im:
         return im.size
+
+
+def tree_digest(*roots: Path) -> dict[str, bytes]:
+    """Every file under the roots (or the root itself, if a file) with its bytes: to prove a
+    refused command changed nothing on disk."""
+    out = {}
+    for root in map(Path, roots):
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+        out |= {str(p): p.read_bytes() for p in files}
+    return out
+
+
+def assert_refused(capsys, argv, needles, untouched=()):
+    """One row of a bad-input table: `deepnotes *argv` exits 2 with one line naming the problem
+    (every needle in it), no traceback, and no file under `untouched` changes, appears or goes."""
+    before = tree_digest(*untouched)
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, *needles)
+    assert tree_digest(*untouched) == before, f"{argv} changed files it should not have"

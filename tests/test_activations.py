@@ -79,7 +79,7 @@ finite64 = arrays(
 
 
 @pytest.mark.parametrize("name", list(CASES))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)  # the same examples in every CI run
 @given(x=finite64)
 def test_values_and_derivatives_match_torch_float64(name, x):
     fn, grad_fn, builtin, module_cls = CASES[name]

@@ -426,3 +426,109 @@ def test_positional_modules():
         learned(torch.randn(1, 11, 8))
     with pytest.raises(ValueError, match="L <= 20"):
         enc(torch.randn(1, 21, 8))
+
+
+# --------------------------------------------------------------------------- regressions (issue: five departures from torch)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_float_mask_blocking_a_whole_row_gives_torchs_gradients_not_nan(dtype):
+    """The issue's case: an additive mask with one row of -inf and an upstream gradient ~100 N(0, 1).
+    The old softmax divided by sum.clamp_min(tiny); its backward g / tiny overflowed to inf, and
+    inf * exp'(-inf) = inf * 0 put NaN into q.grad (4) and k.grad (20). Now: torch's gradients,
+    exactly zero for the blocked query (relative tolerance 1e-5 on gradients of size ~100)."""
+    torch.manual_seed(0)
+    q = torch.randn(1, 1, 3, 4, dtype=dtype, requires_grad=True)
+    k = torch.randn(1, 1, 5, 4, dtype=dtype, requires_grad=True)
+    v = torch.randn(1, 1, 5, 4, dtype=dtype, requires_grad=True)
+    m = torch.zeros(3, 5, dtype=dtype)
+    m[1] = float("-inf")
+    out = scaled_dot_product_attention(q, k, v, attn_mask=m)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    g = 100 * torch.randn_like(out)
+    ours, theirs = torch.autograd.grad(out, (q, k, v), g, retain_graph=True), torch.autograd.grad(ref, (q, k, v), g)
+    torch.testing.assert_close(out, ref, **TOL)
+    assert torch.equal(out[..., 1, :], torch.zeros(1, 1, 4, dtype=dtype))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a / 100, b / 100, rtol=1e-5, atol=1e-5)
+    assert torch.equal(ours[0][..., 1, :], torch.zeros(1, 1, 4, dtype=dtype))
+    # the blocked query adds nothing to k's and v's gradients: the same with its upstream row zeroed
+    g0 = g.clone()
+    g0[..., 1, :] = 0
+    for a, b in zip(ours[1:], torch.autograd.grad(out, (k, v), g0)):
+        assert torch.equal(a, b)
+
+
+def test_no_keys_gives_zeros_like_torch():
+    """S = 0: every query attends nowhere; torch returns zeros (the scratch softmax's amax used to raise)."""
+    q, k, v = torch.randn(2, 3, 4, requires_grad=True), torch.randn(2, 0, 4), torch.randn(2, 0, 5)
+    out, w = scaled_dot_product_attention(q, k, v, return_weights=True)
+    assert torch.equal(out, F.scaled_dot_product_attention(q, k, v)) and torch.equal(out, torch.zeros(2, 3, 5))
+    assert w.shape == (2, 3, 0)
+    (gq,) = torch.autograd.grad(out.sum(), q)
+    assert torch.equal(gq, torch.zeros(2, 3, 4))
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
+@pytest.mark.parametrize("fused", [False, True], ids=["scratch", "fused"])
+def test_mha_padded_sequence_with_float_attn_mask_gives_torchs_gradients(fused):
+    """A bool key_padding_mask that pads all of sequence 1, merged with a float attn_mask, is a float
+    row of -inf: one backward pass used to put NaN into the input gradient, in_proj_weight and
+    in_proj_bias. Now every gradient equals torch's need_weights=False path (F.sdpa, zeros there)."""
+    ours, ref = _pair(embed_dim=8, num_heads=2)
+    x = torch.randn(2, 4, 8, generator=torch.Generator().manual_seed(0))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    kpm = torch.zeros(2, 4, dtype=torch.bool)
+    kpm[1] = True
+    am = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    g = 100 * torch.randn(2, 4, 8, generator=torch.Generator().manual_seed(2))
+    with use_fused(fused):
+        out, _ = ours(xa, xa, xa, key_padding_mask=kpm, attn_mask=am, need_weights=False)
+    ref_out, _ = ref(xb, xb, xb, key_padding_mask=kpm, attn_mask=am, need_weights=False)
+    torch.testing.assert_close(out, ref_out, **MHA_TOL)
+    (out * g).sum().backward()
+    (ref_out * g).sum().backward()
+    torch.testing.assert_close(xa.grad / 100, xb.grad / 100, rtol=1e-4, atol=1e-5)
+    ref_grads = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad / 100, ref_grads[name].grad / 100, rtol=1e-4, atol=1e-5)
+
+
+def _sinusoids64(length, dim):
+    """The table by hand in Python floats (math.sin / math.cos, double precision)."""
+    def entry(pos, c):
+        return (math.sin if c % 2 == 0 else math.cos)(pos / 10000 ** ((c - c % 2) / dim))
+
+    rows = [[entry(pos, c) for c in range(dim)] for pos in range(length)]
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_sinusoidal_table_is_exact_in_every_dtype():
+    """.double() used to give the float32 table in float64 (3e-8 off). Now the buffer is recomputed
+    from float64 whenever the module changes dtype (round trips included), and an input of another
+    dtype gets its own rows. Tolerance 1e-15: a correctly rounded float64 table differs from the
+    hand-computed one by an ulp or two (sin of arguments up to 100: ~1e-14 absolute at worst)."""
+    ref = _sinusoids64(100, 10)
+    enc = SinusoidalPositionalEncoding(10, max_len=100)
+    x64 = torch.zeros(1, 100, 10, dtype=torch.float64)
+    torch.testing.assert_close(enc(x64)[0], ref, rtol=0, atol=1e-14)  # float64 input, float32 module
+    assert torch.equal(enc.pe, ref.float())  # float32: the float64 values rounded once
+    enc.half().double()
+    assert enc.pe.dtype == torch.float64
+    torch.testing.assert_close(enc(x64)[0], ref, rtol=0, atol=1e-14)
+    torch.testing.assert_close(enc.pe, ref, rtol=0, atol=1e-14)
+    assert torch.equal(enc.bfloat16().pe, ref.bfloat16())
+    assert torch.equal(enc.float().pe, ref.float())
+    # still a buffer kept out of the state dict (persistent=False), as before
+    assert enc.state_dict() == {} and "pe" in enc._non_persistent_buffers_set and list(enc.parameters()) == []
+
+
+def test_batch_first_default_departs_from_torch_and_the_docstring_says_so():
+    """batch_first defaults to True here, False in torch: the drop-in docstrings state it."""
+    from deepnotes.layers import attention, transformer
+
+    assert MultiHeadAttention(8, 2).batch_first is True and nn.MultiheadAttention(8, 2).batch_first is False
+    assert TransformerEncoderLayer(8, 2).self_attn.batch_first is True
+    assert nn.TransformerEncoderLayer(8, 2).self_attn.batch_first is False
+    for doc in (attention.__doc__, MultiHeadAttention.__doc__, transformer.__doc__, TransformerEncoderLayer.__doc__):
+        assert "batch_first=True by default (torch: False)" in " ".join(doc.split()), doc[:80]

@@ -130,7 +130,8 @@ def test_predict_rejects_non_images_and_runs_without_weights(trained_run, tmp_pa
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "deepnotes", "train", "mlp", "--data", "digits", "--epochs", "400", "--out", str(out), "--threads", "1"]
+    cmd = [sys.executable, "-m", "deepnotes", "train", "mlp", "--data", "digits", "--epochs", "400", "--out", str(out), "--threads", "1",
+           "--schedule", "none"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until training is under way
@@ -144,7 +145,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     assert "--resume" in stdout
     latest = json.loads((out / "checkpoints" / "latest.json").read_text())
     assert 2 <= latest["epoch"] < 400
-    done = subprocess.run(cmd[:7] + ["--epochs", str(latest["epoch"] + 2), "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True)
+    done = subprocess.run(cmd[:7] + ["--schedule", "none", "--epochs", str(latest["epoch"] + 2), "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == latest["epoch"] + 2
 

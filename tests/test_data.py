@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import ZeroBody
 
 from deepnotes.data import ImageData, cifar, list_datasets, load_dataset, sources
 from deepnotes.data.idx import read_idx, write_idx
@@ -428,3 +429,119 @@ def test_real_fashion_mnist():
     assert np.bincount(d.train_y).tolist() == [6000] * 10
     assert np.bincount(d.test_y).tolist() == [1000] * 10
     assert 0 < d.train_x.mean() < 255
+
+
+# --------------------------------------------------------------------------- what a dataset must hold
+
+
+def test_empty_idx_files_are_refused_naming_the_file(tmp_path):
+    # 0 images used to "train" 0 steps and report 0.00% with exit code 0
+    make_idx(tmp_path / "fm", n_train=0)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: holds 0 images; fashion-mnist's training images must be at least one 28x28"):
+        _load_fm(tmp_path / "fm")
+    make_idx(tmp_path / "m", n_test=0)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz: holds 0 images; mnist's test images"):
+        load_dataset("mnist", data_dir=tmp_path / "m")
+
+
+def test_fashion_scenes_from_empty_or_blank_items_is_a_data_error(tmp_path):
+    make_idx(tmp_path / "empty", n_test=0)
+    with pytest.raises(DataError, match="holds 0 images"):
+        load_dataset("fashion-scenes", data_dir=tmp_path / "empty")
+    folder = tmp_path / "blank"
+    make_idx(folder)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.full((10, 28, 28), 20, np.uint8))  # nothing above the threshold 32
+    with pytest.raises(DataError, match=rf"{folder}: no test image of fashion-mnist has a pixel above 32"):
+        load_dataset("fashion-scenes", data_dir=folder)
+
+
+@pytest.mark.parametrize("size", [1, 27])
+def test_images_of_another_size_are_not_fashion_mnist(tmp_path, size):
+    make_idx(tmp_path / "fm", size=size)
+    with pytest.raises(DataError, match=rf"train-images-idx3-ubyte\.gz: holds 20 items of {size}x{size}; fashion-mnist's training images must be 28x28"):
+        _load_fm(tmp_path / "fm")
+
+
+def test_check_data_names_what_is_wrong():
+    from deepnotes.data import check_data
+
+    x, y = np.zeros((4, 1, 8, 8), np.uint8), np.arange(4) % 2
+
+    def data(**kw):
+        return ImageData(**{**dict(name="d", train_x=x, train_y=y, test_x=x, test_y=y, classes=("a", "b"), source="here"), **kw})
+
+    assert check_data(data(), where="here", shape=(1, 8, 8)) is not None
+    cases = [
+        (dict(test_x=x[:0], test_y=y[:0]), "here: d has no test images; it must have at least one"),
+        (dict(train_x=x.astype(np.float32)), r"d's training images are float32 \(4, 1, 8, 8\); they must be uint8 \(N, C, H, W\)"),
+        (dict(train_y=y[:3]), "d has 3 training labels for its 4 training images"),
+        (dict(test_y=y + 1), "d's test label 2 at position 1 is outside 0..1"),
+        (dict(test_x=np.zeros((4, 1, 9, 9), np.uint8)), "d's test images are 1x9x9; d's images must be 1x8x8"),
+    ]
+    for kw, message in cases:
+        with pytest.raises(DataError, match=message):
+            check_data(data(**kw), where="here", shape=(1, 8, 8))
+
+
+def _gzip_bomb(path: Path, header_dims, megabytes: int) -> Path:
+    """An IDX header announcing `header_dims` of uint8, then that much data and `megabytes` MB of
+    zeros, gzip-compressed in chunks (the file is ~1000x smaller than what it unpacks to)."""
+    with gzip.open(path, "wb", compresslevel=9) as g:
+        g.write(bytes([0, 0, 8, len(header_dims)]) + np.asarray(header_dims, ">u4").tobytes())  # uint8 values
+        g.write(bytes(int(np.prod(header_dims))))
+        zeros = bytes(1 << 20)
+        for _ in range(megabytes):
+            g.write(zeros)
+    return path
+
+
+def test_gzip_bomb_is_refused_before_it_is_decompressed(tmp_path):
+    import tracemalloc
+
+    bomb = _gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", (1, 28, 28), 50)
+    assert bomb.stat().st_size < 200_000  # 50 MB of zeros
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"unexpected bytes after the 784 bytes of data its header announces"):
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak  # reading it whole took 50 MB (and a 1.5 MB bomb took 3.4 GB)
+
+
+def test_idx_header_bounds_what_is_read(tmp_path):
+    # a header may not announce more than the dataset has (the published counts) or than MAX_BYTES:
+    # refused from the header alone, before any data is decompressed
+    make_idx(tmp_path / "fm")
+    _gzip_bomb(tmp_path / "fm" / "t10k-labels-idx1-ubyte.gz", (10_001,), 0)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: its header announces 10001 items; fashion-mnist's test labels must be at most 10000"):
+        _load_fm(tmp_path / "fm")
+    huge = tmp_path / "huge-idx3-ubyte.gz"
+    with gzip.open(huge, "wb") as g:
+        g.write(bytes([0, 0, 8, 3]) + np.asarray([2**31, 28, 28], ">u4").tobytes())
+    with pytest.raises(DataError, match=r"its header announces 1683627180032 bytes of data .*more than the 1073741824 read here"):
+        read_idx(huge)
+
+
+@pytest.mark.parametrize("size, headers", [(1000, {}), (None, {"Content-Length": "1000"})])
+def test_download_stops_at_the_expected_size(tmp_path, monkeypatch, size, headers):
+    body = ZeroBody(50 << 20, headers)  # the server would send 50 MB
+    monkeypatch.setattr(sources, "urlopen", lambda url, timeout=None: body)
+    with pytest.raises(DataError, match=r"http://x/f\.gz: sends more than the 1000 bytes expected; stopped there, not saved"):
+        sources.download_file("http://x/f.gz", tmp_path / "dl" / "f.gz", sha(bytes(1000)), size, progress=False)
+    assert body.sent <= 1001  # it used to read (and write) all 50 MB before comparing sizes
+    assert not (tmp_path / "dl").exists()
+
+
+def test_plain_http_data_is_verified_by_sha256_before_use(tmp_path, monkeypatch):
+    # Fashion-MNIST is published over plain http only: what arrives is used only if its SHA-256 matches
+    plain = [r for s in sources.SOURCES.values() for r in s.remotes if r.url.startswith("http://")]
+    assert plain and all(len(r.sha256) == 64 and int(r.sha256, 16) >= 0 and r.size for r in plain)
+    first = sources.FASHION_MNIST.remotes[0]
+    assert first.url.startswith("http://")
+    serve(monkeypatch, {first.url: bytes(first.size)})  # the right size, altered content
+    with pytest.raises(DataError, match=rf"{first.url}: SHA-256 is [0-9a-f]{{64}}, expected {first.sha256}; not saved"):
+        load_dataset("fashion-mnist")
+    cache = tmp_path / "xdg-cache" / "deepnotes" / "fashion-mnist"
+    assert not cache.exists() or list(cache.iterdir()) == []

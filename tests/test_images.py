@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -177,3 +179,34 @@ def test_decompression_bomb_is_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(UserError, match="big.png is too large"):
         load_image(p, 1, (28, 28))
+
+
+def test_fifo_and_devices_are_refused_without_opening_them(tmp_path):
+    # Opening a FIFO blocks until a writer comes; load_image ran in a thread so that the old,
+    # blocking behaviour fails this test (after a writer is let in) instead of hanging it.
+    import os
+    import threading
+
+    fifo = tmp_path / "image.png"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def load():
+        try:
+            load_image(fifo, 1, (28, 28))
+        except UserError as e:
+            outcome.append(str(e))
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    blocked = t.is_alive()
+    if blocked:
+        with open(fifo, "wb"):  # unblock the reader
+            pass
+        t.join(timeout=10)
+    assert not blocked, "load_image blocked on a FIFO"
+    assert outcome and "image.png is a FIFO (named pipe), not an image file; give a regular image file" in outcome[0]
+    if Path("/dev/null").exists():
+        with pytest.raises(UserError, match="/dev/null is a device, not an image file"):
+            load_image("/dev/null", 1, (28, 28))

@@ -199,3 +199,16 @@ def test_init_model_applies_to_every_weight():
     check_moments(tanh_model[0].weight.detach(), (5 / 3) ** 2 * 2 / (2048 + 512), uniform=True)
     with pytest.raises(KeyError, match="unknown initializer"):
         I.init_model_(small_model(), "orthogonal")
+
+
+@pytest.mark.parametrize("shape", [(5, 0), (0, 5), (0, 0), (4, 0, 3), (4, 2, 0, 3), (0,)], ids=str)
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [(I.kaiming_normal_, nn.init.kaiming_normal_), (I.kaiming_uniform_, nn.init.kaiming_uniform_)]
+)
+def test_kaiming_on_an_empty_weight_is_a_noop_with_torchs_warning(shape, ours, theirs):
+    """A zero-element weight (e.g. Linear(0, 5)) has fan 0; the std gain / sqrt(fan) used to raise
+    ZeroDivisionError. torch.nn.init returns the tensor untouched with a warning; so do these."""
+    for init in (ours, theirs):
+        w = torch.empty(shape)
+        with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+            assert init(w) is w

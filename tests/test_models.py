@@ -244,3 +244,75 @@ def test_lenet5_relu_is_the_common_form():
 def test_mlp_rejects_wrong_input_shape():
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
         create_model("mlp")(torch.randn(2, 1, 32, 32))
+
+
+# --------------------------------------------------------------------------- bad options
+
+
+# Every width-like option of every family: 0 and -1 used to be clamped to the smallest width
+# (width multipliers), or built layers of 0 units, or failed in torch with a RuntimeError.
+SIZE_OPTIONS = [
+    ("mlp", "hidden", [[0], [16, -1], [1.5], 5]),
+    ("mlp", "img_size", [0, [8, -1]]),
+    ("alexnet_small", "width", [0, -1, float("inf")]),
+    ("alexnet_small", "fc_width", [0, -1]),
+    ("alexnet_small", "pool_size", [0, -1]),
+    ("vgg_small", "width", [0, -1, float("nan")]),
+    ("vgg_small", "stages", [[[0]], [[16], [-8]]]),
+    ("vgg_small", "fc_width", [0, -1]),
+    ("googlenet_small", "width", [0, -1]),
+    ("resnet20", "width", [0, -1]),
+    ("resnet20", "widths", [[0, 32, 64], [16, -1, 64]]),
+    ("resnet20", "stem_width", [0, -1]),
+    ("densenet_small", "growth_rate", [0, -1]),
+    ("densenet_small", "num_init_features", [0, -1]),
+    ("densenet_small", "bn_size", [-1]),
+    ("vit_tiny_28", "embed_dim", [0, -1]),
+    ("vit_tiny_28", "num_heads", [0, -1]),
+    ("vit_tiny_28", "patch_size", [0, -1]),
+    ("vit_tiny_28", "mlp_ratio", [0, -1]),
+    ("unet_small", "base_width", [0, -1]),
+    ("fcn8s_small", "fc_width", [0, -1]),
+    ("fcn8s_small", "stages", [[[0], [32], [64], [128], [128]]]),
+]
+
+
+@pytest.mark.parametrize("name, option, values", SIZE_OPTIONS, ids=[f"{n}-{o}" for n, o, _ in SIZE_OPTIONS])
+def test_bad_sizes_are_refused_naming_the_option(name, option, values):
+    for value in values:
+        with pytest.raises(UserError) as e:
+            on_meta(name, **{option: value})
+        message = str(e.value)
+        assert message.startswith(f"model {name!r} cannot be built with {option}=") and option in message.split(": ", 1)[1]
+        assert "\n" not in message
+
+
+def test_small_positive_widths_still_build():
+    # the documented floors stay (at least 8 channels for VGG/AlexNet/GoogLeNet, 1 for ResNet)
+    for name in ("vgg_small", "alexnet_small", "googlenet_small", "resnet20"):
+        assert n_params(on_meta(name, width=0.01)) > 0
+
+
+class _Picky(nn.Module):
+    """A builder that raises ValueError for depth != 1; built by default with depth=2 below."""
+
+    def __init__(self, num_classes=10, in_chans=1, depth=1):
+        super().__init__()
+        if depth != 1:
+            raise ValueError(f"depth must be 1, got {depth}")
+        self.head = nn.Linear(in_chans, num_classes)
+
+
+def test_build_errors_become_user_errors_only_for_the_users_overrides():
+    with MODELS.scoped():
+        register_variants(_Picky, {
+            "test-picky": Variant("x", None, (1, 4, 4), {}, 3),
+            "test-broken": Variant("x", None, (1, 4, 4), {"depth": 2}, 3),
+        })  # fmt: skip
+        with pytest.raises(UserError, match=r"^model 'test-picky' cannot be built with depth=3: depth must be 1, got 3$"):
+            create_model("test-picky", depth=3)
+        # the variant as registered fails: a bug, shown as such (also when the overrides repeat its defaults)
+        for overrides in ({}, {"num_classes": 3, "in_chans": 1, "depth": 2}):
+            with pytest.raises(ValueError, match="depth must be 1, got 2") as e:
+                create_model("test-broken", **overrides)
+            assert not isinstance(e.value, UserError)

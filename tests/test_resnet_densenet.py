@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepnotes.errors import UserError
 from deepnotes.models import create_model, densenet, get_model_entry, resnet
 from deepnotes.models.densenet import DenseBlock, DenseLayer, Transition
 from deepnotes.models.resnet import BasicBlock, Bottleneck, PadShortcut
@@ -250,9 +251,10 @@ def test_wrong_input_shape_gives_a_clear_error(name):
 
 
 def test_bad_options_are_rejected():
-    with pytest.raises(ValueError, match="shortcut"):
+    """Bad options reach the user as one line (create_model turns the builder's ValueError into a UserError)."""
+    with pytest.raises(UserError, match="shortcut"):
         create_model("resnet20", shortcut="C")
-    with pytest.raises(ValueError, match="block"):
+    with pytest.raises(UserError, match="block"):
         create_model("resnet18", block="wide")
-    with pytest.raises(ValueError, match="compression"):
+    with pytest.raises(UserError, match="compression"):
         create_model("densenet_small", compression=0)

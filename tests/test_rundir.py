@@ -38,6 +38,10 @@ def to_version_0(run_dir, with_task=True):
     config = json.loads((run_dir / "config.json").read_text())
     old = {k: config[k] for k in V0_CONFIG_KEYS if with_task or k != "task"}
     (run_dir / "config.json").write_text(json.dumps(old, indent=2))
+    manifest = run_dir / "manifest.json"  # format 0 recorded only the weights' SHA-256
+    if manifest.exists():
+        record = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({k: v for k, v in record.items() if k != "config.json"}))
     latest = run_dir / "checkpoints" / "latest.json"
     if latest.exists():
         record = json.loads(latest.read_text())

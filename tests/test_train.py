@@ -67,7 +67,7 @@ def test_interrupted_mid_epoch_resumes_bit_identically(tmp_path):
 def test_existing_run_is_never_overwritten(tmp_path):
     fit(cfg(tmp_path, epochs=1))
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
-    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+    with pytest.raises(UserError, match="already holds a run, and runs are never overwritten: pass --resume"):
         fit(cfg(tmp_path, epochs=1))
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
 
@@ -84,7 +84,7 @@ def test_corrupt_checkpoint_is_detected(tmp_path):
     path = tmp_path / "run" / "checkpoints" / record["file"]
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(UserError, match="does not match the SHA-256"):
-        fit(cfg(tmp_path, epochs=2, resume=True))
+        fit(cfg(tmp_path, epochs=1, resume=True))
 
 
 class _NaNAfter(torch.nn.Module):
@@ -220,3 +220,48 @@ def test_bf16_runs_the_training_forward_in_bfloat16_and_keeps_float32_weights(tm
 def test_unknown_precision_is_refused_with_the_choices(tmp_path):
     with pytest.raises(UserError, match="unknown precision 'fp16'; choose one of fp32, bf16"):
         cfg(tmp_path, precision="fp16")
+
+
+# Numbers TrainConfig refuses before anything runs (each used to be accepted, or to fail late):
+# one row per option and kind of bad value.
+BAD_NUMBERS = [
+    (dict(weight_decay=-1.0), "--weight-decay must be a finite number >= 0"),
+    (dict(weight_decay=float("nan")), "--weight-decay must be a finite number >= 0, e.g. 5e-4, got nan"),
+    (dict(weight_decay=float("inf")), "--weight-decay must be a finite number >= 0"),
+    (dict(momentum=-1.0), "--momentum must be in [0, 1), e.g. 0.9, got -1.0"),
+    (dict(momentum=float("nan")), "--momentum must be in [0, 1), e.g. 0.9, got nan"),
+    (dict(momentum=5.0), "--momentum must be in [0, 1), e.g. 0.9, got 5.0"),
+    (dict(momentum=1.0), "--momentum must be in [0, 1)"),
+    (dict(warmup_epochs=float("inf")), "--warmup-epochs must be a finite number >= 0, e.g. 1, got inf"),
+    (dict(warmup_epochs=float("nan")), "--warmup-epochs must be a finite number >= 0"),
+    (dict(lr=float("inf")), "--lr must be a finite number > 0, e.g. 0.01, got inf"),
+    (dict(lr=float("nan")), "--lr must be a finite number > 0"),
+    (dict(seed=2**63), f"--seed must be an integer in 0..{2**63 - 1} (2**63 - 1), got {2**63}"),
+    (dict(seed=-1), "--seed must be an integer in 0.."),
+    (dict(threads=-3), "--threads must be between 1 and"),
+    (dict(threads=0), "--threads must be between 1 and"),
+    (dict(threads=100_000), "(the CPU cores of this machine), got 100000"),
+    (dict(gamma=float("nan")), "gamma (the step/exponential decay factor) must be a finite number > 0"),
+    (dict(step_size=0), "step_size (epochs between decays) must be >= 1"),
+    (dict(model_args={"num_classes": 5}), "--model-arg num_classes=5 is not taken: give --num-classes 5 instead"),
+    (dict(model_args={"in_chans": 3}), "--model-arg in_chans=3 is not taken: the input channels come from the data"),
+    (dict(model_args={"img_size": 0}), "--model-arg img_size=0 must be one positive integer or two"),
+    (dict(model_args={"img_size": [8, 8, 8]}), "--model-arg img_size=[8, 8, 8] must be one positive integer or two"),
+    (dict(model_args={"img_size": "big"}), "--model-arg img_size='big' must be one positive integer or two"),
+]
+
+
+@pytest.mark.parametrize("options, message", BAD_NUMBERS, ids=[next(iter(o)) + "=" + str(next(iter(o.values()))) for o, _ in BAD_NUMBERS])
+def test_train_config_refuses_bad_numbers(tmp_path, options, message):
+    with pytest.raises(UserError) as e:
+        cfg(tmp_path, **options)
+    assert message in str(e.value)
+
+
+def test_train_config_threads_bound_is_the_machine_and_good_values_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(UserError, match=r"--threads must be between 1 and 4 \(the CPU cores of this machine\), got 5"):
+        cfg(tmp_path, threads=5)
+    c = cfg(tmp_path, threads=4, momentum=0.0, weight_decay=0.0, warmup_epochs=2.5, lr=1e-3, seed=2**63 - 1,
+            model_args={"img_size": [8, 8], "width": 0.5})  # fmt: skip
+    assert c.threads == 4 and c.seed == 2**63 - 1

@@ -212,3 +212,47 @@ def test_sequence_first_layout_equals_torch():
     x = torch.randn(7, 3, D)  # (L, B, D)
     kpm = _src_masks("padding")["src_key_padding_mask"]
     torch.testing.assert_close(ours(x, src_key_padding_mask=kpm), ref(x, src_key_padding_mask=kpm), **TOL)
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
+@pytest.mark.parametrize("fused", [False, True], ids=["scratch", "fused"])
+def test_training_step_with_a_fully_padded_sequence_leaves_every_parameter_finite(fused):
+    """A language-model-style step: causal float mask (generate_square_subsequent_mask) and a bool
+    padding mask with one sequence entirely padding; the two merge into float rows of -inf. The
+    scratch softmax's backward used to turn those rows into NaN, and one SGD step then made every
+    attention parameter NaN. Also the encoder-decoder (translation) layout with padded memory. The loss
+    is scaled as in mixed-precision training, which makes gradients of the size that overflowed routine."""
+    SCALE = 2.0**16
+    torch.manual_seed(0)
+    kwargs = dict(dim_feedforward=FF, dropout=0.1, batch_first=True)
+    enc = TransformerEncoder(TransformerEncoderLayer(D, H, **kwargs), 2, norm=nn.LayerNorm(D))
+    dec = TransformerDecoder(TransformerDecoderLayer(D, H, **kwargs), 2, norm=nn.LayerNorm(D))
+    head = nn.Linear(D, 11)
+    params = [*enc.parameters(), *dec.parameters(), *head.parameters()]
+    B, L, T = 3, 6, 5
+    src, tgt = torch.randn(B, L, D) * 3, torch.randn(B, T, D) * 3
+    src_pad = torch.zeros(B, L, dtype=torch.bool)
+    src_pad[1] = True  # a whole sequence of padding
+    src_pad[2, 4:] = True
+    tgt_pad = torch.zeros(B, T, dtype=torch.bool)
+    tgt_pad[1] = True
+    labels = torch.randint(0, 11, (B, T))
+    with use_fused(fused):
+        memory = enc(src, mask=nn.Transformer.generate_square_subsequent_mask(L), src_key_padding_mask=src_pad)
+        out = dec(tgt, memory, tgt_mask=nn.Transformer.generate_square_subsequent_mask(T), tgt_key_padding_mask=tgt_pad,
+                  memory_key_padding_mask=src_pad)  # fmt: skip
+        loss = nn.functional.cross_entropy(head(out).flatten(0, 1), labels.flatten())
+        (loss * SCALE).backward()  # as torch.amp.GradScaler does (init_scale 2^16), then unscaled
+    for p in params:
+        p.grad /= SCALE
+    assert all(torch.isfinite(p.grad).all() for p in params)
+    with torch.no_grad():  # the SGD step, lr 0.1
+        for p in params:
+            p -= 0.1 * p.grad
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+def test_layers_say_their_batch_first_default():
+    """batch_first=True by default here (torch: False): the decoder layer's docstring says so too."""
+    assert TransformerDecoderLayer(D, H).self_attn.batch_first is True
+    assert "batch_first=True by default (torch: False)" in " ".join(TransformerDecoderLayer.__doc__.split())

@@ -4,6 +4,7 @@ gradients and input checks."""
 import pytest
 import torch
 
+from deepnotes.errors import UserError
 from deepnotes.models import create_model, get_model_entry
 from deepnotes.models.vgg import VARIANTS, VGG
 
@@ -136,8 +137,9 @@ def test_full_vgg_rejects_too_small_input():
 
 
 def test_config_errors_are_clear():
-    with pytest.raises(ValueError, match="needs batch_norm"):
+    """Bad options reach the user as one line (create_model turns the builder's ValueError into a UserError)."""
+    with pytest.raises(UserError, match="needs batch_norm"):
         create_model("vgg_small", batch_norm=False)
-    with pytest.raises(ValueError, match="unknown VGG head"):
+    with pytest.raises(UserError, match="unknown VGG head"):
         create_model("vgg_small", head="mlp")
     assert isinstance(create_model("vgg_small"), VGG)

@@ -7,9 +7,11 @@ half-written one under the final name. SHA-256 digests let readers verify files 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +24,9 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         with atomic_path(out / "model.safetensors") as tmp:
             save_file(tensors, tmp)
 
-    On an exception the temporary file is removed and `path` is left as it was.
+    On an exception the temporary file is removed and `path` is left as it was. A writer that
+    fails for lack of space without saying so (torch.save reports "unexpected pos ...") is
+    reported as OSError ENOSPC, so the user reads "No space left on device".
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +34,14 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError:
+            raise
+        except Exception as e:
+            if disk_full(path.parent):
+                raise OSError(errno.ENOSPC, f"No space left on device ({type(e).__name__}: {e})", str(path)) from e
+            raise
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         # mkstemp makes the file 0600; keep the old file's mode, or the usual 0644.
@@ -43,6 +54,14 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """True when the file system of `folder` has less than `margin` bytes free."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def fsync_dir(folder: Path) -> None:

@@ -12,13 +12,14 @@ MNIST and Fashion-MNIST are light objects on a black background, while a drawing
 photo of a digit is usually dark on white; for one-channel models a light background is
 detected from the image's border and inverted (see `background_note`).
 
-Anything that is not a readable image (missing file, directory, text file, truncated or
-corrupt data, a decompression bomb) is a one-line UserError naming the file.
+Anything that is not a readable image (missing file, directory, FIFO or device, text file,
+truncated or corrupt data, a decompression bomb) is a one-line UserError naming the file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -53,14 +54,29 @@ def background_note(gray: np.ndarray) -> str | None:
     return INVERT_NOTE if float(_border(gray).mean()) > 127 else None
 
 
+def _check_regular(path: Path) -> None:
+    """A UserError unless `path` is a regular file (after symlinks), decided without opening it:
+    opening a FIFO blocks until a writer comes, and a device may never end."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+    )  # fmt: skip
+    raise UserError(f"{path} is {kind}, not an image file; give a regular image file ({WORKING_FORMATS})")
+
+
 def _open(path: Path):
     """Open `path` with Pillow and decode its first frame; raise UserError on any failure."""
     from PIL import Image
 
-    if not path.exists():
-        raise UserError(f"{path} does not exist")
-    if path.is_dir():
-        raise UserError(f"{path} is a directory, not an image file ({WORKING_FORMATS})")
+    _check_regular(path)
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat both as too large.
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -165,27 +165,72 @@ def get_model_entry(name: str) -> ModelEntry:
     return MODELS.get(name)
 
 
+FITTED_TO_DATA = ("num_classes", "in_chans", "img_size")  # the overrides a trainer sets from the data
+
+
 def create_model(name: str, **overrides: Any):
     """Build the registered model `name`, with keyword overrides of its config.
 
-    An override the builder does not accept is a UserError naming the accepted ones.
+    An override the builder does not accept is a UserError naming the accepted ones. A ValueError
+    or TypeError raised while building with overrides that differ from the variant's own (a width
+    of 0, a number where a list belongs) is a UserError naming those overrides and the reason; if
+    the variant's own settings fail, that is a bug and keeps its traceback.
     """
     entry = MODELS.get(name)
     kwargs = {**entry.defaults, **overrides}
     try:
         return entry.builder(**kwargs)
-    except TypeError as e:
-        # Only translate the "unexpected keyword" case; other TypeErrors are bugs.
-        if "unexpected keyword" not in str(e):
-            raise
-        import inspect
+    except (TypeError, ValueError) as e:
+        if isinstance(e, TypeError) and "unexpected keyword" in str(e):
+            accepted = _accepted_options(entry)
+            bad = sorted(set(overrides) - set(accepted))
+            raise UserError(
+                f"model {name!r} does not take {', '.join(bad) or 'that option'}; "
+                f"it takes: {', '.join(accepted)}"
+            ) from None
+        changed = {k: v for k, v in overrides.items() if k not in entry.defaults or _differs(entry.defaults[k], v)}
+        if not changed:
+            raise  # the variant as registered does not build: a bug, not the user's input
+        # the options a user gives first; those that fit the model to the data (trainer) after them
+        fitted = {k: changed.pop(k) for k in FITTED_TO_DATA if k in changed and len(changed) > 1}
+        given = ", ".join(f"{k}={_show(v)}" for k, v in changed.items())
+        given += f" (and {', '.join(f'{k}={_show(v)}' for k, v in fitted.items())})" if fitted else ""
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise UserError(f"model {name!r} cannot be built with {given}: {reason}") from None
 
-        accepted = [p for p in inspect.signature(entry.builder).parameters if p != "self"]
-        bad = sorted(set(overrides) - set(accepted))
-        raise UserError(
-            f"model {name!r} does not take {', '.join(bad) or 'that option'}; "
-            f"it takes: {', '.join(accepted)}"
-        ) from None
+
+def _accepted_options(entry: ModelEntry) -> list[str]:
+    """The builder's keyword arguments; for a builder taking **config, its config's fields."""
+    import inspect
+
+    params = inspect.signature(entry.builder).parameters
+    accepted = [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)]
+    if any(v.kind == v.VAR_KEYWORD for v in params.values()) and entry.variant is not None:
+        config = entry.variant.config
+        accepted += [f for f in (asdict(config) if is_dataclass(config) else dict(config)) if f not in accepted]
+    return accepted
+
+
+def _differs(default: Any, value: Any) -> bool:
+    """value is not the default (lists and tuples compare by their items: JSON has no tuples)."""
+    try:
+        return bool(_plain(default) != _plain(value))
+    except Exception:  # values that do not compare (arrays): count as changed
+        return True
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it on the command line (JSON), or its repr."""
+    import json
+
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def list_models(pattern: str | None = None) -> list[str]:

@@ -4,7 +4,7 @@ through here; nothing else opens these files by name.
     DIR/config.json              RunConfig: what was trained on what, how the input is prepared
     DIR/metrics.json             the results (history per epoch, the task's scores, figures)
     DIR/model.safetensors        the weights alone, for predict / transfer / the explain commands
-    DIR/manifest.json            {"model.safetensors": sha256}
+    DIR/manifest.json            {"config.json": sha256, "model.safetensors": sha256}
     DIR/checkpoints/epoch-0003.pt          training state: weights, optimizers, schedules, RNG
     DIR/checkpoints/latest.json            {"file", "sha256", "epoch", "step"}: the commit point
     DIR/report.html, *.png       what a person reads
@@ -14,18 +14,23 @@ Runs written before the field existed are version 0 and are read as they are: Ru
 read_checkpoint upgrade them in memory (never on disk), so predict, cam, attack, resume and
 transfer keep working on them (tests/test_rundir.py writes a version-0 run and uses it).
 
-Every write is atomic (deepnotes.fileio) and verified by SHA-256 on reading; a checkpoint file is
-complete before latest.json points at it, and the previous one is deleted only after that, so an
+Every write is atomic (deepnotes.fileio) and verified by SHA-256 on reading (config.json and the
+weights through manifest.json; a checkpoint through latest.json); a checkpoint file is complete
+before latest.json points at it, and the previous one is deleted only after that, so an
 interruption at any moment leaves a good, verifiable checkpoint. Checkpoints load with
-torch.load(weights_only=True): no pickled code runs.
+torch.load(weights_only=True): no pickled code runs. A training process holds an OS lock on the
+directory (lock()), so a second one cannot write into it at the same time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from deepnotes.errors import UserError
 from deepnotes.fileio import atomic_path, sha256_file, write_json
@@ -61,6 +66,7 @@ class RunConfig:
     num_params: int
     trainable_params: int
     data_source: str = ""
+    data_sha256: str | None = None  # the dataset's arrays (a resume must find the same data)
     world_size: int = 1
     deepnotes_version: str = ""
     torch_version: str = ""
@@ -117,13 +123,37 @@ class RunDir:
             path = self.path / CONFIG
             if not path.exists():
                 raise UserError(f"{self.path} is not a run directory (no {CONFIG}); pass one written by `deepnotes train`")
-            self._config = RunConfig.from_json(_read_json(path), str(path))
+            self._verify(CONFIG)
+            data = _read_json(path)
+            if not isinstance(data, dict):
+                raise UserError(f"{path} should hold a JSON object; it is damaged")
+            self._config = RunConfig.from_json(data, str(path))
         return self._config
 
     def write_config(self, config: RunConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.path / CONFIG, config.to_json())
+        self._record(CONFIG)
         self._config = config
+
+    # -- manifest.json: the SHA-256 of config.json and of the weights
+
+    def _manifest(self) -> dict[str, str]:
+        path = self.path / MANIFEST
+        if not path.exists():
+            return {}
+        manifest = _read_json(path)
+        if not isinstance(manifest, dict) or not all(isinstance(v, str) for v in manifest.values()):
+            raise UserError(f"{path} should map file names to SHA-256 digests; it is damaged (train the run again)")
+        return manifest
+
+    def _record(self, name: str) -> None:
+        write_json(self.path / MANIFEST, {**self._manifest(), name: sha256_file(self.path / name)})
+
+    def _verify(self, name: str) -> None:
+        expected = self._manifest().get(name)
+        if expected and sha256_file(self.path / name) != expected:
+            raise UserError(f"{self.path / name} does not match the SHA-256 in {MANIFEST}: the file was changed or damaged")
 
     # -- metrics.json
 
@@ -146,10 +176,7 @@ class RunDir:
         state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
-        manifest_path = self.path / MANIFEST
-        manifest = _read_json(manifest_path) if manifest_path.exists() else {}
-        manifest[WEIGHTS] = sha256_file(path)
-        write_json(manifest_path, manifest)
+        self._record(WEIGHTS)
         return path
 
     def read_weights(self) -> dict:
@@ -159,11 +186,10 @@ class RunDir:
         path = self.path / WEIGHTS
         if not path.exists():
             raise UserError(f"{self.path} has no weights ({WEIGHTS} is missing); train first or pass a finished run directory")
-        manifest_path = self.path / MANIFEST
-        if manifest_path.exists():
-            expected = _read_json(manifest_path).get(WEIGHTS)
-            if expected and sha256_file(path) != expected:
-                raise UserError(f"{path} does not match the SHA-256 in {MANIFEST}: the file was changed or damaged")
+        if WEIGHTS not in self._manifest():
+            raise UserError(f"{self.path / MANIFEST} does not record {WEIGHTS}'s SHA-256, so the weights cannot be verified; "
+                            "finish the run with `deepnotes train ... --resume`, which writes both")  # fmt: skip
+        self._verify(WEIGHTS)
         try:
             return load_file(str(path))
         except Exception as e:  # safetensors raises its own error types for bad headers
@@ -171,7 +197,11 @@ class RunDir:
 
     def load_weights_into(self, model) -> None:
         """Load the verified weights into `model`; every key must fit."""
-        missing, unexpected = model.load_state_dict(self.read_weights(), strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(self.read_weights(), strict=False)
+        except RuntimeError as e:  # shapes that differ: e.g. another class count than config.json's
+            first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+            raise UserError(f"{self.path / WEIGHTS} does not fit the model in {CONFIG}: {first.strip()}") from None
         if missing or unexpected:
             raise UserError(
                 f"{self.path / WEIGHTS} does not fit the model in {CONFIG} "
@@ -193,7 +223,7 @@ class RunDir:
         with atomic_path(path) as tmp:
             torch.save({**state, "format_version": FORMAT_VERSION}, tmp)
         latest = folder / LATEST
-        previous = _read_json(latest) if latest.exists() else None
+        previous = self._latest() if latest.exists() else None
         write_json(latest, {"file": name, "sha256": sha256_file(path), "epoch": state["epoch"], "step": state["step"]})
         if previous and previous.get("file") != name:
             (folder / previous["file"]).unlink(missing_ok=True)
@@ -206,7 +236,7 @@ class RunDir:
         latest = self.path / CHECKPOINTS / LATEST
         if not latest.exists():
             raise UserError(f"{self.path} has no checkpoint to resume from (expected {latest}); start a run without --resume")
-        record = _read_json(latest)
+        record = self._latest()
         path = latest.parent / record["file"]
         if not path.exists():
             raise UserError(f"checkpoint {path} named in {latest} is missing")
@@ -216,7 +246,79 @@ class RunDir:
                 f"checkpoint {path} does not match the SHA-256 recorded in {LATEST} "
                 f"({digest[:12]}... != {record['sha256'][:12]}...): the file was changed or damaged"
             )
-        return upgrade_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            with warnings.catch_warnings():  # torch's own advice about pickles is not for this file
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # never show torch's advice to load it with weights_only=False
+            raise UserError(f"{path} is not a deepnotes checkpoint ({type(e).__name__} while reading it safely); it was not loaded") from None
+        if not isinstance(state, dict) or not {"model", "epoch", "step"} <= set(state):
+            raise UserError(f"{path} is not a deepnotes checkpoint (no model weights, epoch and step in it)")
+        return upgrade_checkpoint(state)
+
+    def _latest(self) -> dict[str, Any]:
+        latest = self.path / CHECKPOINTS / LATEST
+        record = _read_json(latest)
+        ok = isinstance(record, dict) and isinstance(record.get("file"), str) and isinstance(record.get("sha256"), str)
+        if not ok or "/" in record["file"] or record["file"].startswith("."):
+            raise UserError(f"{latest} should name the checkpoint file and its SHA-256; it is damaged (delete checkpoints/ to train again)")
+        return record
+
+    # -- safety: one writer, no stray files, every file checked before anything changes
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an OS lock on the directory (created if needed) while training writes into it;
+        a second process gets a UserError. The lock dies with the process (flock), so a killed
+        run never leaves it behind. A directory this call created is removed again if it is
+        still empty at the end (the run was refused before writing anything)."""
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UserError(f"--out {self.path} is a file, or lies under one; give a folder for the run") from None
+        if not self.path.is_dir():
+            raise UserError(f"--out {self.path} is not a folder; give a folder for the run")
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"another deepnotes process is training into {self.path}; wait for it to finish, or use another --out") from None
+            except ImportError:  # no flock on this platform: run without the lock
+                pass
+            yield
+        finally:
+            os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only if empty
+
+    def clean_stray(self) -> list[str]:
+        """Remove the temporary files of writes a killed process left (fileio's ".NAME.*.tmp")."""
+        removed = []
+        for folder in (self.path, self.path / CHECKPOINTS):
+            for p in folder.glob(".*.tmp") if folder.is_dir() else ():
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
+    def contents(self) -> list[str]:
+        """The names in the directory (none if it does not exist)."""
+        return sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
+
+    def check_files(self) -> None:
+        """Read and check every run file that exists (config.json, manifest.json, latest.json,
+        metrics.json), so that a damaged one stops a resume before anything is changed."""
+        self._manifest()
+        if (self.path / CONFIG).exists():
+            self.read_config()
+        if (self.path / CHECKPOINTS / LATEST).exists():
+            self._latest()
+        if (self.path / METRICS).exists() and not isinstance(self.read_metrics(), dict):
+            raise UserError(f"{self.path / METRICS} should hold a JSON object; it is damaged")
 
 
 def upgrade_checkpoint(state: dict[str, Any]) -> dict[str, Any]:

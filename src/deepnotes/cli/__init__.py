@@ -10,12 +10,13 @@ A new command is a new module here, listed in COMMANDS.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from deepnotes import __version__
 from deepnotes.cli import attack, attention, cam, inspect, lab, predict, segment, templates, train
 from deepnotes.cli import list as list_command
-from deepnotes.cli.common import EXIT_INTERRUPTED, EXIT_USAGE
+from deepnotes.cli.common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 from deepnotes.errors import UserError
 
 COMMANDS = {
@@ -51,6 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+ADVICE = {
+    errno.ENOSPC: "free some space, then run the same command with --resume (the last checkpoint is intact)",
+    errno.EDQUOT: "free some space, then run the same command with --resume (the last checkpoint is intact)",
+    errno.EROFS: "the file system is read-only: choose a folder you can write, e.g. --out runs/NAME",
+    errno.EACCES: "you may not write there: choose a folder you can write, e.g. --out runs/NAME",
+    errno.EPERM: "you may not write there: choose a folder you can write, e.g. --out runs/NAME",
+    errno.ENAMETOOLONG: "use a shorter name",
+    errno.EISDIR: "that is a folder: give a file name, e.g. --out picture.png",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EEXIST: "a file is in the way: choose another path",
+}
+
+
+def os_error_text(e: OSError) -> str:
+    """'No space left on device: runs/x/model.safetensors; free some space, then ...'"""
+    name = getattr(e, "filename2", None) or e.filename  # os.replace(tmp, target): the target is what the user named
+    where = f": {name}" if name else ""
+    advice = ADVICE.get(e.errno)
+    return f"{e.strerror or e}{where}" + (f"; {advice}" if advice else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -62,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"deepnotes: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # the file system said no: one line naming the file and what to do
+        if isinstance(e, BrokenPipeError):  # `deepnotes list | head`: the reader left before the end
+            sys.stderr.close()
+            return EXIT_BROKEN_PIPE
+        print(f"deepnotes: error: {os_error_text(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("deepnotes: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `deepnotes list | head`: the reader left; not an error
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from deepnotes.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left: not a success
 DEFAULT_EPS = "0,1/255,2/255,4/255,8/255,16/255,32/255"
 IMAGE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF, WebP"
 
@@ -62,15 +63,49 @@ def attack_methods(text: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def parse_model_arg(text: str) -> tuple[str, object]:
-    """KEY=VALUE -> (key, value): the value as JSON if it parses, else the plain string."""
+def model_arg_text(text: str) -> tuple[str, str]:
+    """argparse type of --model-arg: KEY=VALUE -> (key, the value's text); model_arg_value reads the value."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. width=0.5, got {text!r}")
+    return key, value
+
+
+def looks_like_json(value: str) -> bool:
+    """A number, list, object, quoted string or constant (True, NaN, ... in any case): meant as JSON, not a bare word."""
+    v = value.strip()
+    return v[:1] in tuple('[{"-+.0123456789') or v.lower() in ("true", "false", "null", "none", "nan", "inf", "infinity")
+
+
+def model_arg_value(key: str, value: str) -> object:
+    """The value of --model-arg KEY=VALUE: JSON (0.5, [16,32], true, "x", {...}), or a bare word
+    (relu, max, token) as a string. A value that looks like JSON but does not parse is a UserError
+    naming the key and the problem, not a string the model would choke on or misread ("False" is
+    a true string)."""
+    def refuse_constant(name: str) -> None:
+        raise ValueError(f"{name} is not a finite number")
+
+    if not value.strip():
+        raise UserError(f"--model-arg {key}= has no value; give one, e.g. {key}=0.5 or {key}=[16,32]")
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value  # a plain string
+        return json.loads(value, parse_constant=refuse_constant)  # NaN, Infinity, -Infinity refused
+    except ValueError as e:  # json.JSONDecodeError is a ValueError
+        if not looks_like_json(value):
+            return value  # a bare word: a plain string
+        why = f"{e.msg} at character {e.pos}" if isinstance(e, json.JSONDecodeError) else str(e)
+        raise UserError(
+            f"--model-arg {key}={value} is not valid JSON ({why}); write numbers as 0.5, lists as [16,32], "
+            "booleans as true or false, text as a bare word or in double quotes"
+        ) from None
+
+
+def parse_model_arg(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (key, value) as model_arg_value reads it; an argparse type (an ArgumentTypeError for bad input)."""
+    key, value = model_arg_text(text)
+    try:
+        return key, model_arg_value(key, value)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def class_index(target: str, classes: list[str]) -> int:

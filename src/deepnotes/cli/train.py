@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-from deepnotes.cli.common import EXIT_INTERRUPTED, eps_value, parse_model_arg
+from deepnotes.cli.common import EXIT_INTERRUPTED, eps_value, model_arg_text, model_arg_value
 from deepnotes.train.config import ADVERSARIAL, AUGMENTS, DEFAULT_LR, PRECISIONS, SCHEDULES, TrainConfig
 
 
@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
     t.add_argument("--freeze", action="append", metavar="MODULE", help="keep a module fixed, e.g. features (repeatable)")
     t.add_argument("--num-classes", type=int, metavar="K", help="classifier outputs [the dataset's classes]")
     t.add_argument(
-        "--model-arg", dest="model_args", action="append", type=parse_model_arg, metavar="KEY=VALUE",
+        "--model-arg", dest="model_args", action="append", type=model_arg_text, metavar="KEY=VALUE",
         help="a model option, e.g. width=0.5 or stages=[[32],[64]] (repeatable; values in JSON)",
     )  # fmt: skip
     t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from deepnotes.tasks import run_training
 
     given = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
-    if "model_args" in given:
-        given["model_args"] = dict(given["model_args"])
+    if "model_args" in given:  # the values are read here, so that a bad one is one line (argparse would add its usage)
+        given["model_args"] = {key: model_arg_value(key, value) for key, value in given["model_args"]}
     result = run_training(TrainConfig(**given))
     return EXIT_INTERRUPTED if result.interrupted else 0

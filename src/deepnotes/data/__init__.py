@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepnotes.errors import DataError
 from deepnotes.registry import DATASETS, DatasetEntry
 
 
@@ -56,8 +57,47 @@ class ImageData:
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> ImageData:
-    """Load the registered dataset `name` (see `deepnotes list`)."""
-    return DATASETS.get(name).loader(data_dir=data_dir, download=download)
+    """Load the registered dataset `name` (see `deepnotes list`), checked: both splits hold
+    images (uint8 (N, C, H, W), the same size in both) and as many labels (check_data)."""
+    entry = DATASETS.get(name)
+    data = entry.loader(data_dir=data_dir, download=download)
+    check_data(data, entry.kind, str(getattr(data, "source", "") or name))
+    return data
+
+
+def _size(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def check_data(data, kind: str = "images", where: str = "", shape: tuple[int, int, int] | None = None):
+    """A DataError naming `where` (the folder or file the data came from) unless both splits of
+    `data` hold at least one image, uint8 (N, C, H, W) of one size (`shape` = (C, H, W) when the
+    dataset must have that size), with one label per image; for kind "images" the labels must also
+    be in 0..num_classes-1. Returns `data`. A dataset of 0 images would train 0 steps and report
+    0% as a success; 1x1 images would pass for Fashion-MNIST."""
+    name = getattr(data, "name", "the dataset")
+    where = where or name
+    shapes = []
+    for split, x, y in (("training", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.uint8:
+            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
+            raise DataError(f"{where}: {name}'s {split} images are {got}; they must be uint8 (N, C, H, W)")
+        if len(x) == 0:
+            raise DataError(f"{where}: {name} has no {split} images; it must have at least one")
+        if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+            raise DataError(f"{where}: {name}'s {split} images are {_size(x.shape[1:])}; {name}'s images must be {_size(shape)}")
+        if len(y) != len(x):
+            raise DataError(f"{where}: {name} has {len(y)} {split} labels for its {len(x)} {split} images; it needs one per image")
+        if kind == "images":
+            y = np.asarray(y)
+            bad = (y < 0) | (y >= data.num_classes)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DataError(f"{where}: {name}'s {split} label {y[i]} at position {i} is outside 0..{data.num_classes - 1}")
+        shapes.append(tuple(x.shape[1:]))
+    if shapes[0] != shapes[1]:
+        raise DataError(f"{where}: {name}'s training images are {_size(shapes[0])} but its test images {_size(shapes[1])}; both must be one size")
+    return data
 
 
 def list_datasets(pattern: str | None = None) -> list[str]:

@@ -8,9 +8,11 @@ and checked on reading: any problem is a DataError naming the file.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from deepnotes.data import ImageData, cifar, sources
+from deepnotes.data import ImageData, check_data, cifar, sources
 from deepnotes.data.idx import read_idx
 from deepnotes.errors import DataError
 from deepnotes.registry import register_dataset
@@ -20,6 +22,10 @@ FASHION_MNIST_CLASSES = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
+# What an MNIST-format dataset must hold: 28x28 greyscale images, at most the published counts
+# (the header may announce no more: that bounds what a gzip file is decompressed to).
+IDX_SHAPE = (1, 28, 28)
+IDX_MAX_ITEMS = {"train": 60_000, "t10k": 10_000}
 
 
 def check_labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
@@ -49,29 +55,42 @@ def load_digits(data_dir=None, download=True) -> ImageData:
     x = ((v * 255 + 8) // 16).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
     y = bunch.target.astype(np.int64)
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-    return ImageData("digits", train_x, train_y, test_x, test_y, DIGIT_CLASSES, "scikit-learn (sklearn.datasets.load_digits)")
+    data = ImageData("digits", train_x, train_y, test_x, test_y, DIGIT_CLASSES, "scikit-learn (sklearn.datasets.load_digits)")
+    return check_data(data, where=data.source, shape=(1, 8, 8))
 
 
-def read_idx_split(images_path, labels_path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """An images file (N, H, W) and its labels file (N,) -> (x uint8 (N, 1, H, W), y int64)."""
-    x = read_idx(images_path, ndim=3, dtype=np.uint8)
-    y = read_idx(labels_path, ndim=1, dtype=np.uint8)
+def read_idx_split(
+    images_path, labels_path, num_classes: int = 10, *, item_shape=None, max_items=None, what: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """An images file (N, H, W) and its labels file (N,) -> (x uint8 (N, 1, H, W), y int64).
+
+    `item_shape` (H, W) and `max_items` are what the dataset must hold (checked on the headers,
+    before the data is read); `what` names the split in messages ("fashion-mnist's training").
+    """
+    images_path, labels_path = Path(images_path), Path(labels_path)
+    x = read_idx(images_path, ndim=3, dtype=np.uint8, item_shape=item_shape, max_items=max_items, what=f"{what} images".strip())
+    if len(x) == 0:
+        one = f" {'x'.join(map(str, item_shape))}" if item_shape else ""
+        raise DataError(f"{images_path}: holds 0 images; {what or 'the'} images must be at least one{one} image")
+    y = read_idx(labels_path, ndim=1, dtype=np.uint8, max_items=max_items, what=f"{what} labels".strip())
     if len(x) != len(y):
         raise DataError(f"{labels_path}: {len(y)} labels for the {len(x)} images in {images_path.name}")
     return x[:, None], check_labels(y, num_classes, str(labels_path))
 
 
 def load_idx_dataset(source: sources.Source, classes, data_dir=None, download=True) -> ImageData:
-    """Load an MNIST-format dataset (the 4 IDX files) found through `source`."""
+    """Load an MNIST-format dataset (the 4 IDX files) found through `source`: 28x28 greyscale."""
     found = sources.locate(source, data_dir, download)
     p = found.paths
-    train_x, train_y = read_idx_split(p["train-images-idx3-ubyte.gz"], p["train-labels-idx1-ubyte.gz"], len(classes))
-    test_x, test_y = read_idx_split(p["t10k-images-idx3-ubyte.gz"], p["t10k-labels-idx1-ubyte.gz"], len(classes))
-    if train_x.shape[1:] != test_x.shape[1:]:
-        raise DataError(
-            f"{found.folder}: training images are {train_x.shape[2:]} but test images {test_x.shape[2:]}"
-        )
-    return ImageData(source.name, train_x, train_y, test_x, test_y, tuple(classes), str(found.folder))
+    splits = []
+    for prefix, split in (("train", "training"), ("t10k", "test")):
+        splits.append(read_idx_split(
+            p[f"{prefix}-images-idx3-ubyte.gz"], p[f"{prefix}-labels-idx1-ubyte.gz"], len(classes),
+            item_shape=IDX_SHAPE[1:], max_items=IDX_MAX_ITEMS[prefix], what=f"{source.name}'s {split}",
+        ))  # fmt: skip
+    (train_x, train_y), (test_x, test_y) = splits
+    data = ImageData(source.name, train_x, train_y, test_x, test_y, tuple(classes), str(found.folder))
+    return check_data(data, where=str(found.folder), shape=IDX_SHAPE)
 
 
 def load_fashion_mnist(data_dir=None, download=True) -> ImageData:
@@ -88,7 +107,8 @@ def load_cifar10(data_dir=None, download=True) -> ImageData:
     """CIFAR-10 (Krizhevsky 2009), binary version: 50,000 / 10,000 32x32 colour images, (N, 3, 32, 32)."""
     found = sources.locate(sources.CIFAR10, data_dir, download)
     train_x, train_y, test_x, test_y, classes = cifar.read_cifar10(found.folder)
-    return ImageData("cifar10", train_x, train_y, test_x, test_y, classes, str(found.folder))
+    data = ImageData("cifar10", train_x, train_y, test_x, test_y, classes, str(found.folder))
+    return check_data(data, where=str(found.folder), shape=cifar.IMAGE_SHAPE)
 
 
 register_dataset(

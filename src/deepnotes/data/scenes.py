@@ -47,6 +47,7 @@ from typing import Sequence
 import numpy as np
 
 from deepnotes.data import ImageData
+from deepnotes.errors import DataError
 from deepnotes.registry import register_dataset
 
 BACKGROUND = "background"
@@ -296,11 +297,24 @@ FASHION_SCENES = dict(n_train=30_000, n_test=2_000, canvas=64, items_per_scene=(
 DIGIT_SCENES = dict(n_train=2_000, n_test=500, canvas=64, items_per_scene=(1, 3), overlap=0.0, seed=0, threshold=32, scale=3)
 
 
+def check_items(source: ImageData, threshold: int) -> ImageData:
+    """A DataError naming where `source` came from unless each of its splits has an image with a
+    pixel above `threshold` (an item to paste); returns `source`."""
+    for split, x in (("training", source.train_x), ("test", source.test_x)):
+        if not (len(x) and x.max() > threshold):
+            raise DataError(
+                f"{source.source}: no {split} image of {source.name} has a pixel above {threshold}, so there is no item "
+                f"to paste on a scene; the images must show light objects on a dark background"
+            )
+    return source
+
+
 def load_fashion_scenes(data_dir=None, download=True) -> SceneDataset:
     """Fashion-MNIST items (28x28) on 64x64 canvases: 30,000 train / 2,000 test scenes, 11 classes."""
     from deepnotes.data.datasets import load_fashion_mnist
 
-    return make_scene_dataset(load_fashion_mnist(data_dir, download), name="fashion-scenes", **FASHION_SCENES)
+    source = check_items(load_fashion_mnist(data_dir, download), FASHION_SCENES["threshold"])
+    return make_scene_dataset(source, name="fashion-scenes", **FASHION_SCENES)
 
 
 def load_digit_scenes(data_dir=None, download=True) -> SceneDataset:

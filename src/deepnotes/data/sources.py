@@ -10,7 +10,11 @@
 
 A download goes to a temporary file in the cache folder, is fsync'ed, checked against the
 published size and SHA-256, and only then renamed to its final name (os.replace), so a file
-under its final name in the cache is always a verified one; nothing existing is deleted.
+under its final name in the cache is always a verified one; nothing existing is deleted. A
+server that sends more than the published size is cut off there (nothing beyond it is written).
+Every Remote carries its SHA-256, so data that is only available over plain http (Fashion-MNIST's
+canonical URL) is verified by SHA-256 before use, exactly as data over https: a file altered in
+transit never gets its final name (tests/test_data.py checks both).
 When every place fails, the DataError names each place tried and how to get the data.
 
     found = locate(FASHION_MNIST, data_dir=None, download=True)
@@ -145,7 +149,9 @@ def download_file(
 ) -> Path:
     """Download `url` to `dest`, verified: temp file in dest's folder, fsync, size + SHA-256, os.replace.
 
-    On any failure the temporary file is removed, `dest` is untouched and a DownloadError says why.
+    Reading stops as soon as more than `size` bytes arrive (or more than the Content-Length, when
+    `size` is None), so a server cannot fill the disk. On any failure the temporary file is
+    removed, `dest` is untouched and a DownloadError says why.
     """
     import http.client
     import urllib.error
@@ -168,9 +174,12 @@ def download_file(
                 with urlopen(url, timeout=timeout) as resp:
                     length = getattr(resp, "headers", {}).get("Content-Length")
                     total = int(length) if length and str(length).isdigit() else size
+                    limit = size if size is not None else total  # None: neither is known
                     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                               desc=dest.name, disable=not progress, leave=False) as bar:
-                        while chunk := resp.read(CHUNK):
+                        while chunk := resp.read(CHUNK if limit is None else min(CHUNK, limit - n + 1)):
+                            if limit is not None and n + len(chunk) > limit:  # checked before writing
+                                raise DownloadError(f"{url}: sends more than the {limit} bytes expected; stopped there, not saved")
                             f.write(chunk)
                             h.update(chunk)
                             n += len(chunk)

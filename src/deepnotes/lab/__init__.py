@@ -39,6 +39,8 @@ from deepnotes.lab.claims import CLAIMS, Claim
 from deepnotes.registry import Registry
 
 VERDICTS = ("holds", "does not hold", "holds with a correction")
+# what every result.json holds (run_experiment writes them; the lab report reads them)
+RESULT_KEYS = frozenset({"id", "title", "korean", "claim", "verdict", "reason", "numbers", "figures", "seconds"})
 DEFAULT_OUT = "runs/lab"  # under runs/, which git ignores
 
 
@@ -194,9 +196,13 @@ def load_results(out: str | Path = DEFAULT_OUT) -> list[dict[str, Any]]:
     results = []
     for path in sorted(out.glob("*/result.json")):
         try:
-            results.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
+            result = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{path} is not valid JSON ({e}); rerun that experiment") from None
+        missing = sorted(RESULT_KEYS - set(result)) if isinstance(result, dict) else ["everything (not a JSON object)"]
+        if missing:
+            raise UserError(f"{path} lacks {', '.join(missing)}: it is not a whole result; rerun that experiment")
+        results.append(result)
     if not results:
         raise UserError(f"{out} holds no lab results; run `deepnotes lab run ... --out {out}` first")
     return sorted(results, key=lambda r: int(r["id"][1:]))

@@ -7,6 +7,10 @@
     ops          center_crop (U-Net's crop of its skips)
 
 Import from the submodules, e.g. ``from deepnotes.layers.norm import BatchNorm2d``.
+
+tests/test_layer_oracles.py compares each against its torch counterpart on cases hypothesis
+draws (shapes, dtypes, masks, layouts, gradient scales); a layer added here gets such a test
+from its first commit.
 """
 
 from deepnotes.layers.activations import ACTIVATIONS, make_activation

@@ -18,7 +18,7 @@ encoder's memory). Positional encodings (section 3.5) are added to the inputs be
 attention by itself ignores order: permuting the tokens permutes the output.
 
     scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, return_weights)
-    MultiHeadAttention(embed_dim, num_heads, ...)      drop-in for nn.MultiheadAttention
+    MultiHeadAttention(embed_dim, num_heads, ...)      drop-in for nn.MultiheadAttention (but batch_first=True)
     use_fused(True) / set_fused_default / fused_default: scratch path <-> F.scaled_dot_product_attention
     record_attention(model): collect every attention map of a forward pass
     sinusoidal_position_encoding, SinusoidalPositionalEncoding, LearnedPositionalEmbedding
@@ -30,10 +30,14 @@ Mask conventions (they differ between the two torch APIs, and this file keeps ea
   True where attention is NOT allowed (True = padding); float masks are added.
 
 Notes where this code departs from the paper or from torch:
-- A query whose every key is masked gets all-zero weights and a zero output (and zero
-  gradients), never NaN. F.scaled_dot_product_attention does the same on this torch (2.13,
-  both for boolean masks and for rows of -inf); nn.MultiheadAttention returns NaN for such
-  rows when it computes weights (its explicit softmax path).
+- MultiHeadAttention (and the transformer layers built on it) take batch_first=True by
+  default (torch: False): inputs are (B, L, E) unless batch_first=False is passed. Loading
+  torch's weights is unaffected; code written for torch's (L, B, E) default must pass it.
+- A query whose every key is masked gets all-zero weights and a zero output, and exactly
+  zero gradient flows through that row (to q, k, v, and through an additive float mask),
+  never NaN; also with no keys at all (S = 0). F.scaled_dot_product_attention does the same
+  on this torch (2.13, both for boolean masks and for rows of -inf); nn.MultiheadAttention
+  returns NaN for such rows when it computes weights (its explicit softmax path).
 - is_causal=True with an explicit attn_mask: F.scaled_dot_product_attention refuses the pair;
   here both apply (their intersection), which the decoder needs (causal + padding).
 - The causal mask of a non-square (L, S) score matrix is top-left aligned (query i sees keys
@@ -113,13 +117,22 @@ def _safe_softmax(scores: torch.Tensor) -> torch.Tensor:
 
     Subtracting the row maximum changes nothing mathematically (softmax is shift-invariant)
     and keeps exp from overflowing. The maximum is detached: its gradient contributions cancel
-    exactly, and for an all -inf row it would be NaN. Such a row: max -> 0, exp(-inf) = 0,
-    sum 0 -> divide by the smallest normal number instead: 0 / tiny = 0.
+    exactly, and for an all -inf row it would be NaN.
+
+    A dead row (all -inf: the query may attend nowhere) is set to 0 before exp and its weights
+    to 0 after the division, both by masked_fill, whose backward sends exactly 0 into the
+    filled places; the division in between is then by S, never by 0. (Dividing 0 by
+    sum.clamp_min(tiny) gave the same forward, but its backward g / tiny overflowed to inf and
+    inf * exp'(-inf) = inf * 0 = NaN reached q and k through an additive float mask.)
+    Every other row has sum >= 1 (its maximum contributes exp(0)), so its values are as before.
     """
+    if scores.shape[-1] == 0:  # no keys at all: an empty (..., L, 0) weight matrix
+        return scores.clone()
     top = scores.detach().amax(dim=-1, keepdim=True)
+    dead = top == float("-inf")  # (..., L, 1)
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    e = torch.exp(scores - top)
-    return e / e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
+    e = torch.exp((scores - top).masked_fill(dead, 0.0))
+    return (e / e.sum(dim=-1, keepdim=True)).masked_fill(dead, 0.0)
 
 
 def scaled_dot_product_attention(
@@ -204,6 +217,9 @@ class MultiHeadAttention(nn.Module):
     fused: True -> F.scaled_dot_product_attention, False -> the scratch function above,
     None -> the module-level default (use_fused). The fused path cannot return weights, so
     need_weights=True (and recording) always takes the scratch path, as torch does.
+
+    A drop-in for nn.MultiheadAttention except for one default: batch_first=True by default
+    (torch: False), so (B, L, E) inputs; pass batch_first=False for torch's (L, B, E).
     """
 
     def __init__(
@@ -413,11 +429,13 @@ def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
 # --------------------------------------------------------------------------- positional encodings
 
 
-def sinusoidal_position_encoding(length: int, dim: int) -> torch.Tensor:
+def sinusoidal_position_encoding(
+    length: int, dim: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(length, dim) table of section 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/dim)),
     PE(pos, 2i+1) = cos(pos / 10000^(2i/dim)). Each pair of columns is a sinusoid of its own
     wavelength (2 pi to 10000 * 2 pi), so PE(pos + k) is a linear function of PE(pos).
-    An odd dim ends with a sin column."""
+    An odd dim ends with a sin column. Computed in float64 and rounded once to dtype."""
     if length < 0 or dim < 1:
         raise ValueError(f"need length >= 0 and dim >= 1, got length={length}, dim={dim}")
     pos = torch.arange(length, dtype=torch.float64).unsqueeze(1)  # (length, 1)
@@ -426,14 +444,18 @@ def sinusoidal_position_encoding(length: int, dim: int) -> torch.Tensor:
     pe = torch.zeros(length, dim, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle[:, : dim // 2])
-    return pe.float()
+    return pe.to(device=device, dtype=dtype)
 
 
 class SinusoidalPositionalEncoding(nn.Module):
     """x + PE[:L] for x (B, L, dim) (batch_first), then dropout (the paper uses 0.1).
 
-    The table is a buffer (not a parameter, not in the state dict: it is a fixed function),
-    computed once for max_len positions; longer inputs are a ValueError.
+    The table is a buffer (not a parameter, and persistent=False: not in the state dict, it is a
+    fixed function) for max_len positions; longer inputs are a ValueError. It is held in the
+    module's dtype and recomputed from float64 whenever that changes (.double(), .half(),
+    .to(dtype), round trips included), so each dtype gets the correctly rounded table, not a
+    float32 one converted (.double() used to be 3e-8 off). An input of another dtype than the
+    table gets its rows computed for it.
     """
 
     def __init__(self, dim: int, max_len: int = 5000, dropout: float = 0.0):
@@ -442,11 +464,22 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.register_buffer("pe", sinusoidal_position_encoding(max_len, dim), persistent=False)
         self.dropout = nn.Dropout(dropout)
 
+    def _apply(self, fn, recurse=True):
+        dtype = self.pe.dtype
+        module = super()._apply(fn, recurse)
+        if self.pe.dtype != dtype:  # a dtype change: recompute instead of converting the rounded table
+            self.pe = sinusoidal_position_encoding(self.max_len, self.dim, dtype=self.pe.dtype, device=self.pe.device)
+        return module
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         L = x.shape[-2]
         if x.shape[-1] != self.dim or L > self.max_len:
             raise ValueError(f"expected (..., L <= {self.max_len}, {self.dim}), got {tuple(x.shape)}")
-        return self.dropout(x + self.pe[:L].to(x.dtype))
+        if x.dtype == self.pe.dtype:
+            pe = self.pe[:L]
+        else:  # rows for this dtype, not the table converted (float32 -> float64 would keep float32's error)
+            pe = sinusoidal_position_encoding(L, self.dim, dtype=x.dtype, device=x.device)
+        return self.dropout(x + pe)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, max_len={self.max_len}"

@@ -40,8 +40,11 @@ def dropout(
         return x if mode == "inverted" else x * keep
     if p == 0.0:
         return x
-    # keep a unit when u >= p, u ~ U[0, 1): probability 1 - p
-    mask = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator) >= p
+    # keep a unit when u >= p, u ~ U[0, 1): probability 1 - p. u is drawn in float32 (float64 for
+    # float64 x), never in x's own low precision: bfloat16 has ~2,000 values in [0, 1) and rounds
+    # p too (0.3 -> 0.30078), which biased the keep rate by ~2e-3 (F.dropout is unbiased there).
+    draw = torch.float64 if x.dtype == torch.float64 else torch.float32
+    mask = torch.rand(x.shape, dtype=draw, device=x.device, generator=generator) >= p
     if mode == "classic":
         return x * mask
     if p == 1.0:

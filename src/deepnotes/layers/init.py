@@ -18,11 +18,18 @@ numbers themselves come from Tensor.normal_ / Tensor.uniform_.
 A uniform U(-b, b) has variance b^2 / 3, which is where sqrt(6/...) and sqrt(3/...) come from.
 The notes' "Xavier, var 1/n" is the fan-in-only simplification (cs231n's W / sqrt(fan_in));
 it is ``lecun_normal_`` here, and equals Glorot's formula when fan_in == fan_out.
+
+A zero-element weight (e.g. Linear(0, 5), shape (5, 0)) has nothing to fill and a fan of 0:
+kaiming_* and lecun_normal_ return it untouched with torch's warning "Initializing
+zero-element tensors is a no-op" (as torch.nn.init.kaiming_*), xavier_* too when
+fan_in + fan_out = 0 (shape (0, 0); torch.nn.init.xavier_* raises ZeroDivisionError there).
+Arguments (mode, nonlinearity) are checked first, also for an empty weight.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -90,8 +97,19 @@ def small_random_(tensor: torch.Tensor, std: float = 0.01, generator: torch.Gene
         return tensor.normal_(0.0, std, generator=generator)
 
 
+def _empty(tensor: torch.Tensor, stacklevel: int = 3) -> bool:
+    """True (with torch.nn.init's warning, pointed at the initializer's caller) for a zero-element
+    tensor: nothing to fill, and its fan of 0 would divide by zero."""
+    if 0 not in tensor.shape:
+        return False
+    warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=stacklevel)
+    return True
+
+
 def lecun_normal_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """w ~ N(0, gain^2 / fan_in): keeps the forward variance of a linear unit (LeCun et al. 1998)."""
+    if _empty(tensor):
+        return tensor
     fan_in, _ = fan_in_and_fan_out(tensor)
     with torch.no_grad():
         return tensor.normal_(0.0, gain / math.sqrt(fan_in), generator=generator)
@@ -104,6 +122,8 @@ def xavier_uniform_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Ge
     backward variance (1/fan_out).
     """
     fan_in, fan_out = fan_in_and_fan_out(tensor)
+    if fan_in + fan_out == 0 and _empty(tensor):
+        return tensor
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     with torch.no_grad():
         return tensor.uniform_(-bound, bound, generator=generator)
@@ -112,17 +132,23 @@ def xavier_uniform_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Ge
 def xavier_normal_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """w ~ N(0, gain^2 2 / (fan_in + fan_out))."""
     fan_in, fan_out = fan_in_and_fan_out(tensor)
+    if fan_in + fan_out == 0 and _empty(tensor):
+        return tensor
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
 
 
-def _kaiming_std(tensor: torch.Tensor, a: float, mode: str, nonlinearity: str) -> float:
+def _kaiming_std(tensor: torch.Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
+    """gain / sqrt(fan), or None for a zero-element tensor (fan 0: nothing to fill)."""
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    gain = calculate_gain(nonlinearity, a)
+    if _empty(tensor, stacklevel=4):  # before the fans, as torch: an empty 1-D tensor is a no-op too
+        return None
     fan_in, fan_out = fan_in_and_fan_out(tensor)
     fan = fan_in if mode == "fan_in" else fan_out
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    return gain / math.sqrt(fan)
 
 
 def kaiming_uniform_(
@@ -138,7 +164,10 @@ def kaiming_uniform_(
     mode="fan_out" that of the gradients in the backward pass. `a` is the negative slope
     for nonlinearity="leaky_relu".
     """
-    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
+    bound = math.sqrt(3.0) * std
     with torch.no_grad():
         return tensor.uniform_(-bound, bound, generator=generator)
 
@@ -152,6 +181,8 @@ def kaiming_normal_(
 ) -> torch.Tensor:
     """w ~ N(0, gain^2 / fan); for ReLU Var w = 2 / fan (He et al. 2015)."""
     std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
 

@@ -19,10 +19,13 @@ linear1, dropout, linear2, norm1..3, dropout1..3), so torch's weights load direc
 stacks TransformerEncoder / TransformerDecoder match nn.TransformerEncoder / Decoder (layers.i,
 norm). Masks follow nn.MultiheadAttention: boolean True = not allowed (True = padding).
 
-Departures: none in the computation. The FFN's linear1/linear2 sit directly on the layers (for
-torch's names); FeedForward is the same computation as a module of its own. Torch's "fast
-path" (a fused inference kernel, with nested tensors for padding) is not reproduced: padded
-query positions here get ordinary outputs, where torch's nested-tensor stack gives zeros.
+Departures: none in the computation. The layers take batch_first=True by default (torch:
+False): (B, L, d_model) inputs unless batch_first=False is passed. The FFN's linear1/linear2
+sit directly on the layers (for torch's names); FeedForward is the same computation as a
+module of its own. Torch's "fast path" (a fused inference kernel, with nested tensors for
+padding) is not reproduced: padded query positions here get ordinary outputs, where torch's
+nested-tensor stack gives zeros. A sequence that is padding throughout gets zero attention
+(and zero gradients through it) in both attention paths, as F.scaled_dot_product_attention.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class TransformerEncoderLayer(nn.Module):
     """Self-attention and FFN, each with residual + LayerNorm (post-norm, or pre-norm with norm_first).
 
     forward(src (B, L, d_model), src_mask (L, L) or (B*heads, L, L), src_key_padding_mask (B, L),
-    is_causal) -> (B, L, d_model). Arguments and parameter names as nn.TransformerEncoderLayer.
+    is_causal) -> (B, L, d_model). Arguments and parameter names as nn.TransformerEncoderLayer,
+    except batch_first=True by default (torch: False); batch_first=False takes (L, B, d_model).
     """
 
     def __init__(
@@ -128,8 +132,8 @@ class TransformerDecoderLayer(nn.Module):
 
     forward(tgt (B, T, d), memory (B, S, d), tgt_mask, memory_mask, tgt_key_padding_mask (B, T),
     memory_key_padding_mask (B, S), tgt_is_causal, memory_is_causal) -> (B, T, d). Arguments and
-    parameter names as nn.TransformerDecoderLayer. tgt_is_causal=True without tgt_mask builds
-    the causal mask (torch needs the mask).
+    parameter names as nn.TransformerDecoderLayer, except batch_first=True by default (torch:
+    False). tgt_is_causal=True without tgt_mask builds the causal mask (torch needs the mask).
     """
 
     def __init__(

@@ -80,6 +80,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnotes.models.options import check_multiplier, check_size
 from deepnotes.registry import Variant, register_variants
 
 PAPER = (
@@ -301,9 +302,9 @@ def _alexnet(
 ) -> AlexNet:
     cfg = AlexNetConfig(
         convs=tuple(ConvSpec(*c) for c in (convs or _SINGLE_TOWER)), pool=tuple(int(p) for p in pool),
-        lrn=(int(lrn[0]), float(lrn[1]), float(lrn[2]), float(lrn[3])), pool_size=int(pool_size),
-        adaptive_pool=adaptive_pool, fc_width=int(fc_width), dropout=float(dropout), dropout_first=dropout_first,
-        width=float(width), init=init,
+        lrn=(int(lrn[0]), float(lrn[1]), float(lrn[2]), float(lrn[3])), pool_size=check_size("pool_size", pool_size),
+        adaptive_pool=adaptive_pool, fc_width=check_size("fc_width", fc_width), dropout=float(dropout), dropout_first=dropout_first,
+        width=check_multiplier("width", width), init=init,
     )  # fmt: skip
     return AlexNet(cfg, num_classes=num_classes, in_chans=in_chans)
 

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from deepnotes.models.options import check_size
 from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Huang, Liu, van der Maaten & Weinberger 2016, "Densely Connected Convolutional Networks", arXiv:1608.06993'
@@ -230,8 +231,8 @@ def _densenet(
     drop_rate: float = 0.0,
 ) -> DenseNet:
     cfg = DenseNetConfig(
-        growth_rate=int(growth_rate), block_config=tuple(int(n) for n in block_config),
-        num_init_features=int(num_init_features), bn_size=int(bn_size), compression=float(compression),
+        growth_rate=check_size("growth_rate", growth_rate), block_config=tuple(int(n) for n in block_config),
+        num_init_features=check_size("num_init_features", num_init_features), bn_size=check_size("bn_size", bn_size, minimum=0), compression=float(compression),
         stem=stem, drop_rate=float(drop_rate),
     )  # fmt: skip
     return DenseNet(cfg, num_classes=num_classes, in_chans=in_chans)

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnotes.models.options import check_size, check_sizes
 from deepnotes.models.vgg import vgg_stage
 from deepnotes.registry import Variant, register_variants
 
@@ -358,8 +359,8 @@ def _fcn(
     batch_norm: bool = True,
     dropout: float = 0.0,
 ) -> FCN:
-    stages = tuple(tuple(int(w) for w in s) for s in stages)
-    return FCN(num_classes, in_chans, int(skip), stages, int(fc_width), batch_norm, float(dropout))
+    stages = tuple(check_sizes(f"stages[{i}]", s) for i, s in enumerate(stages))
+    return FCN(num_classes, in_chans, int(skip), stages, check_size("fc_width", fc_width), batch_norm, float(dropout))
 
 
 # --------------------------------------------------------------------------- variants

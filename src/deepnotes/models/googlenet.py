@@ -75,6 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnotes.models.options import check_multiplier
 from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Szegedy et al. 2014, "Going Deeper with Convolutions", arXiv:1409.4842'
@@ -364,7 +365,7 @@ def _googlenet(
     aux_weight: float = 0.3,
 ) -> GoogLeNet:
     cfg = GoogLeNetConfig(
-        stem=stem, width=float(width), branch3_kernel=int(branch3_kernel), aux_logits=bool(aux_logits),
+        stem=stem, width=check_multiplier("width", width), branch3_kernel=int(branch3_kernel), aux_logits=bool(aux_logits),
         dropout=float(dropout), aux_dropout=float(aux_dropout), aux_weight=float(aux_weight),
     )  # fmt: skip
     return GoogLeNet(cfg, num_classes=num_classes, in_chans=in_chans)

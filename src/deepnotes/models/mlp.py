@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepnotes.models.options import check_fraction, check_sizes, is_whole
 from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Rumelhart, Hinton & Williams 1986, "Learning representations by back-propagating errors", Nature 323'
@@ -64,7 +65,11 @@ def _mlp(
     hidden: tuple[int, ...] = (256, 128),
     dropout: float = 0.0,
 ) -> MLP:
-    return MLP(num_classes, in_chans, img_size, tuple(int(h) for h in hidden), float(dropout))
+    sides = tuple(img_size) if isinstance(img_size, (list, tuple)) else (img_size, img_size)
+    if len(sides) != 2 or not all(is_whole(v) and v >= 1 for v in sides):
+        raise ValueError(f"img_size is one side or (height, width), whole numbers >= 1, e.g. 28 or [28,28], got {img_size!r}")
+    sides = (int(sides[0]), int(sides[1]))
+    return MLP(num_classes, in_chans, sides, check_sizes("hidden", hidden), check_fraction("dropout", dropout))
 
 
 # --------------------------------------------------------------------------- variants

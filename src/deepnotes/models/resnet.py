@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnotes.models.options import check_multiplier, check_size, check_sizes
 from deepnotes.registry import Variant, register_variants
 
 PAPER = 'He, Zhang, Ren & Sun 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385'
@@ -304,8 +305,9 @@ def _resnet(
     zero_init_residual: bool = False,
 ) -> ResNet:
     cfg = ResNetConfig(
-        block=block, layers=tuple(int(n) for n in layers), widths=tuple(int(w) for w in widths), stem=stem,
-        stem_width=int(stem_width), residual=bool(residual), shortcut=shortcut, width=float(width),
+        block=block, layers=tuple(int(n) for n in layers), widths=check_sizes("widths", widths), stem=stem,
+        stem_width=check_size("stem_width", stem_width), residual=bool(residual), shortcut=shortcut,
+        width=check_multiplier("width", width),
         stride_in_1x1=bool(stride_in_1x1), zero_init_residual=bool(zero_init_residual),
     )  # fmt: skip
     return ResNet(cfg, num_classes=num_classes, in_chans=in_chans)

@@ -53,6 +53,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from deepnotes.models.options import check_multiplier, check_size, check_sizes
 from deepnotes.registry import Variant, register_variants
 
 PAPER = 'Simonyan & Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition", arXiv:1409.1556'
@@ -221,8 +222,8 @@ def _vgg(
     pool_last: bool = True,
 ) -> VGG:
     cfg = VGGConfig(
-        stages=tuple(tuple(int(w) for w in s) for s in stages), batch_norm=batch_norm, head=head,
-        width=float(width), dropout=float(dropout), fc_width=int(fc_width), pool_before_norm=pool_before_norm,
+        stages=tuple(check_sizes(f"stages[{i}]", s) for i, s in enumerate(stages)), batch_norm=batch_norm, head=head,
+        width=check_multiplier("width", width), dropout=float(dropout), fc_width=check_size("fc_width", fc_width), pool_before_norm=pool_before_norm,
         conv_bias=conv_bias, pool_last=pool_last,
     )  # fmt: skip
     return VGG(cfg, num_classes=num_classes, in_chans=in_chans)

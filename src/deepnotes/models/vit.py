@@ -62,6 +62,7 @@ same width. In a 2-epoch probe (AdamW, no augmentation) it reached 86.4% test ac
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.layers.transformer import TransformerEncoderLayer
+from deepnotes.models.options import check_size
 from deepnotes.registry import Variant, register_variants
 
 PAPER = (
@@ -288,9 +290,11 @@ def _vit(
     benchmarks/attention.py, but not for vit_tiny_28's 17 tokens on a CPU: benchmarks/precision.py),
     False on the scratch softmax, None follows deepnotes.layers.attention.use_fused. The weights are
     the same either way, and record_attention (maps, rollout) takes the scratch path regardless."""
+    if isinstance(mlp_ratio, bool) or not (isinstance(mlp_ratio, (int, float)) and math.isfinite(mlp_ratio) and mlp_ratio > 0):
+        raise ValueError(f"mlp_ratio (MLP hidden size / embed_dim) must be a number > 0, e.g. 4, got {mlp_ratio!r}")
     cfg = ViTConfig(
-        patch_size=int(patch_size), embed_dim=int(embed_dim), depth=int(depth), num_heads=int(num_heads),
-        mlp_ratio=float(mlp_ratio), drop_rate=float(drop_rate), global_pool=global_pool,
+        patch_size=check_size("patch_size", patch_size), embed_dim=check_size("embed_dim", embed_dim), depth=check_size("depth", depth),
+        num_heads=check_size("num_heads", num_heads), mlp_ratio=float(mlp_ratio), drop_rate=float(drop_rate), global_pool=global_pool,
     )  # fmt: skip
     model = ViT(cfg, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
     for block in model.blocks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -22,6 +24,7 @@ ADVERSARIAL = ("none", "fgsm", "pgd")  # adversarial training (Madry et al. 2017
 # float32's exponent range). Usually faster on CPUs with AVX512-BF16/AMX and on GPUs from Ampere on,
 # but not for every op (large transposed convolutions: benchmarks/precision.py).
 PRECISIONS = ("fp32", "bf16")
+MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy's generators all take 0..2**63 - 1
 
 
 # Options that only some tasks take (each task lists the ones it takes in Task.options); a task
@@ -91,13 +94,28 @@ class TrainConfig:
         checks = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.lr is None or _finite(self.lr) and self.lr > 0, f"--lr must be a finite number > 0, e.g. 0.01, got {self.lr}"),
+            (_finite(self.momentum) and 0 <= self.momentum < 1, f"--momentum must be in [0, 1), e.g. 0.9, got {self.momentum}"),
+            (
+                _finite(self.weight_decay) and self.weight_decay >= 0,
+                f"--weight-decay must be a finite number >= 0, e.g. 5e-4, got {self.weight_decay}",
+            ),
+            (_finite(self.gamma) and self.gamma > 0, f"gamma (the step/exponential decay factor) must be a finite number > 0, got {self.gamma}"),
+            (self.step_size >= 1, f"step_size (epochs between decays) must be >= 1, got {self.step_size}"),
+            (
+                isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED,
+                f"--seed must be an integer in 0..{MAX_SEED} (2**63 - 1), got {self.seed}",
+            ),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (
                 self.target_accuracy is None or 0 < self.target_accuracy <= 1,
                 f"--target-accuracy is a fraction in (0, 1], e.g. 0.91, got {self.target_accuracy}",
             ),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}"),
+            (
+                _finite(self.warmup_epochs) and self.warmup_epochs >= 0,
+                f"--warmup-epochs must be a finite number >= 0, e.g. 1, got {self.warmup_epochs}",
+            ),
             (self.crop_padding is None or self.crop_padding >= 1, f"--crop-padding must be >= 1 pixel, got {self.crop_padding}"),
             (
                 self.crop_padding is None or "crop" in self.augment,
@@ -114,6 +132,33 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        self._check_threads()
+        self._check_model_args()
+
+    def _check_threads(self) -> None:
+        # torch.set_num_threads(100000) creates threads up to the process limit and then crashes
+        cores = os.cpu_count() or 1
+        if self.threads is not None and not 1 <= self.threads <= cores:
+            raise UserError(f"--threads must be between 1 and {cores} (the CPU cores of this machine), got {self.threads}")
+
+    def _check_model_args(self) -> None:
+        # these come from elsewhere; as model options they would skip the checks made there
+        if "num_classes" in self.model_args:
+            k = self.model_args["num_classes"]
+            raise UserError(
+                f"--model-arg num_classes={k!r} is not taken: give --num-classes {k} instead "
+                "(it is checked against the dataset's labels)"
+            )
+        if "in_chans" in self.model_args:
+            raise UserError(f"--model-arg in_chans={self.model_args['in_chans']!r} is not taken: the input channels come from the data; leave it out")
+        if "img_size" in self.model_args:
+            size = self.model_args["img_size"]
+            sides = [size] if isinstance(size, int) else size if isinstance(size, (list, tuple)) and len(size) == 2 else None
+            if sides is None or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
+                raise UserError(
+                    f"--model-arg img_size={size!r} must be one positive integer or two, e.g. img_size=32 or img_size=[32,32] "
+                    "(by default the model is built for the data's size)"
+                )
 
     @property
     def learning_rate(self) -> float:
@@ -135,3 +180,8 @@ class TrainConfig:
 
     # Fields that may differ between a run and its --resume (everything else must match).
     RESUMABLE_CHANGES = ("epochs", "target_accuracy", "resume", "progress", "threads", "out", "data_dir")
+
+
+def _finite(x: Any) -> bool:
+    """A real number that is neither NaN nor infinite (so a NaN fails every range check)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

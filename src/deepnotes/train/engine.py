@@ -17,8 +17,10 @@ and the checkpoint holds the torch RNG state (dropout), so 2 epochs == 1 epoch +
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -166,6 +168,11 @@ def train_one_epoch(
 # --------------------------------------------------------------------------- the run
 
 
+# Schedules whose curve is laid out over the run's epochs: a resume with other --epochs would
+# restart or bend their curve, so it is refused (step, exponential and none do not depend on it).
+HORIZON_SCHEDULES = ("cosine", "onecycle")
+
+
 def _check_resume(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) -> None:
     differ = [
         f"{f.name} ({saved.get(f.name)!r} in the run, {getattr(cfg, f.name)!r} now)"
@@ -180,15 +187,35 @@ def _check_resume(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) -> N
             + "; ".join(differ)
             + ". Pass the same options (only --epochs and --target-accuracy may change) or use a new --out"
         )
+    if cfg.schedule in HORIZON_SCHEDULES and saved.get("epochs") not in (None, cfg.epochs):
+        raise UserError(
+            f"--epochs {cfg.epochs} differs from the run's {saved['epochs']}, and its {cfg.schedule} schedule is laid out over "
+            f"{saved['epochs']} epochs: resuming would bend its curve. Resume with --epochs {saved['epochs']}, or start a new "
+            f"run from this one's weights (--from {run_dir} --out NEW_DIR)"
+        )
 
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def data_fingerprint(data: Any) -> str | None:
+    """SHA-256 of a dataset's arrays (train_x, train_y, test_x, test_y): what a resume must find
+    again (another --data-dir could hold other files). None when the data has none of them."""
+    arrays = [getattr(data, name, None) for name in ("train_x", "train_y", "test_x", "test_y")]
+    if any(a is None or not hasattr(a, "tobytes") for a in arrays):
+        return None
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(memoryview(a.reshape(-1).view("uint8") if a.flags.c_contiguous else a.tobytes()))
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def _ctrl_c_stops(message: str) -> Iterator[threading.Event]:
-    """First Ctrl-C: set the event (the loop saves and stops at the next step). Second: quit now."""
+    """First Ctrl-C (or SIGTERM, as a scheduler or `kill` sends): set the event (the loop saves
+    and stops at the next step). A second one quits at once."""
     event = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield event
@@ -200,16 +227,20 @@ def _ctrl_c_stops(message: str) -> Iterator[threading.Event]:
         event.set()
         print(f"\n{message}", file=sys.stderr, flush=True)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield event
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _log(info: ddp.DistInfo, cfg: TrainConfig, text: str) -> None:
     if info.is_main and cfg.progress:
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # `deepnotes train ... | head`: the reader left; the run goes on, silently
+            sys.stdout = open(os.devnull, "w")
 
 
 def _format(key: str, value: float, percent: str = ".2%") -> str:
@@ -236,20 +267,41 @@ def run(cfg: TrainConfig, task_cls, *, should_stop: Callable[[int, int], bool] |
 
 
 def _run(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop) -> TrainResult:
+    if cfg.out is not None and not cfg.out.strip():
+        raise UserError("--out is empty; give the run directory, e.g. --out runs/NAME (or leave --out out for runs/MODEL-DATASET)")
     run_dir = RunDir(cfg.out_dir)
     task_cls.check_options(cfg)
+    if cfg.resume and not run_dir.path.is_dir():
+        raise UserError(f"--resume needs an existing run directory, but {run_dir} does not exist")
     threads = cfg.threads or max(1, torch.get_num_threads() // info.local_world_size)
     torch.set_num_threads(threads)
+    # one writer per run directory (rank 0 writes; the other ranks only read)
+    with run_dir.lock() if info.is_main else contextlib.nullcontext():
+        return _run_locked(cfg, task_cls, info, should_stop, run_dir, threads)
 
-    # -- run directory: never overwrite a run; --resume must continue the same configuration
-    state = None
+
+def _run_locked(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop, run_dir: RunDir, threads: int) -> TrainResult:
+    # -- run directory: never overwrite a run; --resume continues one as it was configured
+    if info.is_main:
+        stray = run_dir.clean_stray()
+        if stray:
+            _log(info, cfg, f"removed {len(stray)} unfinished temporary file(s) of an interrupted write: {', '.join(stray)}")
+    state, saved = None, None
     if cfg.resume:
-        if not run_dir.exists():
-            raise UserError(f"--resume needs an existing run directory, but {run_dir.file('config.json')} does not exist")
-        _check_resume(cfg, run_dir.read_config().train, run_dir)
-        state = run_dir.read_checkpoint()
-    elif run_dir.has_checkpoint():
-        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or --out NEW_DIR for a new one")
+        run_dir.check_files()  # a damaged file stops here, before anything is changed
+        if not run_dir.exists() and run_dir.contents():
+            raise UserError(f"{run_dir} holds files but no config.json: it is not a run directory to resume; use --out NEW_DIR")
+        if run_dir.exists():
+            saved = run_dir.read_config()
+            _check_resume(cfg, saved.train, run_dir)
+        if run_dir.has_checkpoint():
+            state = run_dir.read_checkpoint()
+    elif run_dir.contents():
+        what = "a run" if run_dir.exists() else f"{', '.join(run_dir.contents()[:5])}"
+        raise UserError(
+            f"{run_dir} already holds {what}, and runs are never overwritten: pass --resume to continue (or finish) it, "
+            "or --out NEW_DIR for a new run"
+        )
 
     # -- data (rank 0 first, so that only one process downloads)
     if info.enabled and not info.is_main:
@@ -257,6 +309,12 @@ def _run(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop) -> TrainRe
     data = load_dataset(cfg.data, data_dir=cfg.data_dir)
     if info.enabled and info.is_main:
         torch.distributed.barrier()
+    fingerprint = data_fingerprint(data)
+    if saved is not None and saved.data_sha256 and fingerprint != saved.data_sha256:
+        raise UserError(
+            f"the data of {cfg.data} differs from the data {run_dir} was trained on (SHA-256 {str(fingerprint)[:12]}... != "
+            f"{saved.data_sha256[:12]}...): --data-dir holds other files now; point it at the run's data or start a new run"
+        )
     source = transfer.source_config(cfg.from_run, cfg.model) if cfg.from_run else None
     task = task_cls(cfg, info.device)
     task.setup(data, source)
@@ -288,19 +346,23 @@ def _run(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop) -> TrainRe
     history: list[dict[str, Any]] = []
     first_epoch, progress = 1, EpochProgress()
     if state is not None:
-        model.load_state_dict(state["model"])
-        for opt, saved in zip(optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(saved)
-        for sched, saved in zip(schedulers, state["schedulers"], strict=True):
-            sched.load_state_dict(saved)
+        try:
+            model.load_state_dict(state["model"])
+            for opt, opt_state in zip(optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(opt_state)
+            for sched, sched_state in zip(schedulers, state["schedulers"], strict=True):
+                sched.load_state_dict(sched_state)
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"the checkpoint in {run_dir} does not fit {cfg.model} as config.json builds it ({first})") from None
         task.load_state_dict(state.get("task", {}))
         torch.set_rng_state(state["rng_torch"])
         history = list(state["history"])
         first_epoch = state["epoch"] + 1 if state["step"] == 0 else state["epoch"]
         if state["step"]:
             progress = EpochProgress(**state["progress"])
-        if first_epoch > cfg.epochs:
-            raise UserError(f"{run_dir} has already trained {state['epoch']} epochs; pass a larger --epochs to continue")
+        if state["epoch"] > cfg.epochs:
+            raise UserError(f"{run_dir} has already trained {state['epoch']} epochs; pass --epochs {state['epoch']} or more to continue")
 
     config = RunConfig(
         task=task.name,
@@ -312,6 +374,7 @@ def _run(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop) -> TrainRe
         train=cfg.to_json(),
         num_params=num_params,
         trainable_params=sum(p.numel() for p in trainable),
+        data_sha256=fingerprint,
         data_source=getattr(data, "source", ""),
         world_size=info.world_size,
         deepnotes_version=deepnotes.__version__,
@@ -327,7 +390,10 @@ def _run(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop) -> TrainRe
         _log(info, cfg, note)
     _log(info, cfg, f"input: {task.input_note}; {len(train_batches)} steps/epoch of {cfg.batch_size}; {threads} threads; -> {run_dir}")
     if state is not None:
-        _log(info, cfg, f"resumed from epoch {state['epoch']}" + (f" step {state['step']}" if state["step"] else ""))
+        _log(info, cfg, f"resumed from epoch {state['epoch']}" + (f" step {state['step']}" if state["step"] else "")
+             + ("; training is complete: writing its outputs from the last checkpoint" if first_epoch > cfg.epochs else ""))
+    elif cfg.resume:
+        _log(info, cfg, f"{run_dir} has no checkpoint yet (stopped before the first one): training from the start")
 
     def checkpoint(epoch: int, step: int) -> None:
         if info.is_main:

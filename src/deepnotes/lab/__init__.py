@@ -1,4 +1,4 @@
-"""The lab: every claim of the notes (the ids C01-C48 of deepnotes.lab.claims) as an experiment
+"""The lab: every claim of the notes (the ids C01-C85 of deepnotes.lab.claims) as an experiment
 that runs, measures, draws figures and states a verdict computed from its numbers.
 
     deepnotes lab list

@@ -1,5 +1,6 @@
-"""The claims of the learner's notes, C01-C48, with an English title and the notes' Korean term
-(the notes themselves are not part of this repository: these entries are their claims).
+"""The claims of the learner's notes, C01-C83, with an English title and the notes' Korean term
+(the notes themselves are not part of this repository: these entries are their claims); C84 and
+C85 follow the notes' closing remark on ViT ("ViT evolved into Swin and PVT").
 
 Experiments attach to these ids (docs/lab.md shows what each one measured); `deepnotes lab list`
 shows every claim and whether it is implemented yet.
@@ -66,4 +67,42 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("C46", "PCA", "주성분 분석", "PCA components are uncorrelated and ordered by explained variance"),
     Claim("C47", "Pooling loses arrangement", "풀링", "Pooling discards where parts are relative to each other"),
     Claim("C48", "Transposed convolution", "전치 합성곱", "Transposed convolution does not exactly invert downsampling"),
+    Claim("C49", "Localization as regression", "위치 추정 (분류 + 회귀)", "Localization = a classification head plus a regression head that learns (x, y, w, h)"),
+    Claim("C50", "One CNN pass per image", "Fast R-CNN / YOLO 속도", "One CNN pass per image (SPP / Fast R-CNN) instead of one per region (R-CNN) makes detection much faster; a single-shot grid (YOLO) is faster still"),
+    Claim("C51", "Bidirectional RNNs", "양방향 RNN", "A bidirectional RNN beats a unidirectional one when the answer depends on later tokens, but cannot predict the next token causally"),
+    Claim("C52", "Self-attention vs recurrence cost", "셀프 어텐션 vs 순환", "Self-attention processes a sequence in one parallel step at O(n^2) cost; an RNN needs n sequential steps (the notes say exponential: it is quadratic)"),
+    Claim("C53", "Sinusoidal vs learned positions", "사인파 위치 인코딩", "Sinusoidal positions are defined beyond the training length; learned positions are not"),
+    Claim("C54", "Padding mask", "패딩 마스크", "A padding mask makes outputs independent of what sits in the padded positions"),
+    Claim("C55", "Soft vs hard attention", "소프트 / 하드 어텐션", "Soft attention is a differentiable weighted average (weights sum to 1); hard attention picks one position and must be trained by sampling"),
+    Claim("C56", "Several heads vs one", "멀티 헤드 어텐션", "Multi-head attention captures several relations at once better than one head of the same width, at the same cost"),
+    Claim("C57", "Bag of words ignores order", "단어 가방 (BoW)", "Bag of words ignores word order"),
+    Claim("C58", "Word analogies", "단어 유추", "Word vectors support analogies (king - man + woman ~ queen)"),
+    Claim("C59", "GloVe fits co-occurrence", "GloVe 동시 발생 행렬", "GloVe fits global co-occurrence statistics: w_i . w~_j + b_i + b~_j ~ log X_ij"),
+    Claim("C60", "Contextual embeddings", "문맥 임베딩", "Contextual (BERT-style) embeddings give a word different vectors in different contexts; static embeddings give one"),
+    Claim("C61", "Perplexity", "난해성 (perplexity)", "Perplexity measures next-token prediction: uniform = vocabulary size; n-gram > RNN > transformer on the same text"),
+    Claim("C62", "Pre-training then fine-tuning", "사전 학습 / 미세 조정", "Pre-training on a large corpus then fine-tuning beats training from scratch on a small task"),
+    Claim("C63", "Few-shot prompting", "퓨샷 프롬프팅", "Few-shot prompting (examples in the prompt, no weight update) improves a pre-trained LM over zero-shot"),
+    Claim("C64", "RLHF", "인간 피드백 강화학습 (RLHF)", "A reward model from pairwise preferences plus policy-gradient fine-tuning with a KL penalty moves an LM toward preferred outputs while staying close to it"),
+    Claim("C65", "Flows are exactly invertible", "플로우 모델", "A flow's decoder is the exact inverse of its encoder, and its log-likelihood is exact"),
+    Claim("C66", "GAN equilibrium", "생성기/판별기", "A GAN is a game: at equilibrium the discriminator is right half the time (D = 1/2)"),
+    Claim("C67", "Diffusion: best samples, slowest", "확산 모델", "Diffusion gives the best samples of the generative families but samples slowest"),
+    Claim("C68", "Likelihood in and out of distribution", "분포 밖 데이터의 우도", "An explicit-density model gives in-distribution data a higher likelihood than other data"),
+    Claim("C69", "The ELBO gap is a KL", "ELBO와 KL 발산", "log p(x) - ELBO = KL(q(z|x) || p(z|x)) >= 0"),
+    Claim("C70", "More data, lower variance", "최대 우도 추정의 분산", "More data gives a lower-variance maximum-likelihood estimate (about 1/N)"),
+    Claim("C71", "Zero-shot vs few-shot probes", "제로샷 / 퓨샷", "Zero-shot (prompts, no labelled examples) vs few-shot (a linear probe on a few labels) on the same CLIP features"),
+    Claim("C72", "Feature hierarchy", "특징 계층", "First-layer filters are edge/colour detectors; deeper units see larger regions and respond to class-specific patterns"),
+    Claim("C73", "ViT needs more data", "귀납적 편향과 데이터 양", "A ViT needs more data than a CNN (weaker inductive bias)"),
+    Claim("C74", "Dropout reduces overfitting", "드롭아웃과 과적합", "Dropout reduces overfitting"),
+    Claim("C75", "DenseNet grows linearly", "DenseNet 성장률", "DenseNet's channels grow linearly with depth (k0 + l*k), not exponentially; bottlenecks and transitions cut the parameters"),
+    Claim("C76", "ResNets as ensembles of paths", "잔차 네트워크 (경로의 앙상블)", "A ResNet behaves like an ensemble of paths: removing one block barely hurts it, but breaks a plain net"),
+    Claim("C77", "Class imbalance in segmentation", "클래스 불균형", "Under class imbalance pixel accuracy looks high while foreground IoU/Dice is low; a weighted or Dice loss fixes it"),
+    Claim("C78", "Equivariance and invariance", "이동 불변성 / 등변성", "Convolution is translation-equivariant, pooling only locally invariant, and a CNN is not rotation-invariant"),
+    Claim("C79", "CNN vs MLP generalization", "CNN vs MLP", "A CNN generalizes better than an MLP of comparable size, especially to shifted images"),
+    Claim("C80", "VGG's parameters sit in its FC layers", "VGG 파라미터", "Most of VGG-16's parameters are in its FC layers; a GAP head removes them at little cost"),
+    Claim("C81", "AdaGrad favours rare features", "AdaGrad 희소 특징", "AdaGrad gives rarely-updated parameters larger steps"),
+    Claim("C82", "Same padding", "패딩", "'Same' padding p = (f - 1)/2 keeps the map size; without padding border pixels are seen less"),
+    Claim("C83", "Early stopping", "조기 종료", "Early stopping: validation loss turns up while training loss keeps falling"),
+    # Beyond the notes' own list: their ViT part ends with "ViT evolved into Swin and PVT" (issue 24).
+    Claim("C84", "Swin and PVT cost less than ViT", "Swin / PVT 어텐션 비용", "ViT's attention cost grows with the square of the token count; Swin's windows make it linear, PVT's spatial reduction sits between"),
+    Claim("C85", "Locality helps at a fixed budget", "지역성 (Swin vs ViT vs CNN)", "At the same training budget a windowed transformer (Swin) beats a ViT and nears a CNN of similar size"),
 )}  # fmt: skip

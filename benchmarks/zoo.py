@@ -1,4 +1,4 @@
-"""The CNN zoo on Fashion-MNIST: the small form of every family, one shared recipe, one table.
+"""The zoo on Fashion-MNIST: the small form of every family (CNNs and vision transformers), one shared recipe, one table.
 
     python benchmarks/zoo.py                         # every family, writes docs/zoo.md and docs/zoo.json
     python benchmarks/zoo.py --models vgg_small resnet20   # some rows (the others are kept from docs/zoo.json)
@@ -39,6 +39,9 @@ FAMILIES = {
     "googlenet_small": "GoogLeNet",
     "resnet20": "ResNet",
     "densenet_small": "DenseNet",
+    "vit_tiny_28": "ViT",
+    "swin_tiny_28": "Swin Transformer",
+    "pvt_tiny_28": "PVT",
 }
 
 # One recipe for all: one-cycle Nesterov SGD (warm-up over the first quarter from lr/25, cosine to
@@ -119,7 +122,7 @@ def render(rows: dict[str, dict], recipe: dict, cmd: str) -> str:
     """docs/zoo.md from the rows (families in FAMILIES order, others after)."""
     order = [m for m in FAMILIES if m in rows] + sorted(m for m in rows if m not in FAMILIES)
     lines = [
-        "# The CNN zoo on Fashion-MNIST",
+        "# The model zoo on Fashion-MNIST",
         "",
         "Written by:",
         "",
@@ -154,7 +157,10 @@ def render(rows: dict[str, dict], recipe: dict, cmd: str) -> str:
             "",
         ]  # fmt: skip
         for m in order:
-            lines += [f"- `{rows[m]['command']}`", "  " + " ".join(f"{a:.3f}" for a in rows[m]["accuracy_per_epoch"])]
+            r = rows[m]
+            load = r.get("load_average_before")
+            ran = f" ({r['threads']} thread{'s' if r['threads'] != 1 else ''}" + (f", load average {load:.1f} when it started)" if load is not None else ")")
+            lines += [f"- `{r['command']}`{ran}", "  " + " ".join(f"{a:.3f}" for a in r["accuracy_per_epoch"])]
         loads = [r["load_average_before"] for r in rows.values() if r.get("load_average_before") is not None]
         lines += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
                   f"1-minute load average when each row started {min(loads, default=0):.1f}-{max(loads, default=0):.1f} "

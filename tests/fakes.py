@@ -1,6 +1,9 @@
-"""Stand-ins the tests share for what this machine cannot reach (a server's response)."""
+"""Stand-ins the tests share: a server's response this machine cannot reach, and files in real
+formats that no installed tool writes (GNU gettext catalogues)."""
 
 import io
+import struct
+from pathlib import Path
 
 
 class ZeroBody(io.RawIOBase):
@@ -20,3 +23,33 @@ class ZeroBody(io.RawIOBase):
 
     def __exit__(self, *exc):
         return False
+
+
+HEADER = "Project-Id-Version: test\nContent-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural=(n > 1);\n"
+
+
+def write_mo(path: Path, messages: dict) -> Path:
+    """A GNU gettext .mo file (little-endian), as documented in the GNU gettext manual, "The Format of
+    GNU MO Files": magic 0x950412de, revision 0, N strings, the offsets of the table of original
+    strings and of the table of translations, hash table size 0 and its offset; each table holds N
+    (length, offset) pairs, sorted by original string; strings are NUL-terminated (the length leaves
+    the NUL out). A key may be "context\\x04msgid" or a (singular, plural) tuple whose value is a list
+    of forms (stored NUL-separated)."""
+    entries = sorted(
+        (("\0".join(k) if isinstance(k, tuple) else k).encode(), ("\0".join(v) if isinstance(v, list) else v).encode())
+        for k, v in messages.items()
+    )
+    n = len(entries)
+    originals, translations = 28, 28 + 8 * n
+    offset = 28 + 16 * n
+    tables, blobs = [b"", b""], b""
+    for column in (0, 1):
+        for entry in entries:
+            s = entry[column]
+            tables[column] += struct.pack("<2I", len(s), offset)
+            blobs += s + b"\0"
+            offset += len(s) + 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack("<7I", 0x950412DE, 0, n, originals, translations, 0, 28 + 16 * n)
+    path.write_bytes(header + tables[0] + tables[1] + blobs)
+    return path

@@ -73,3 +73,14 @@ def test_precision_benchmark_rejects_an_unknown_model():
 
     with pytest.raises(UserError, match="vit_tiny_28"):
         _load("precision").main(["--models", "vit_tiny28"])
+
+
+def test_recurrent_benchmark_prints_both_paths_and_their_ratio(capsys):
+    recurrent = _load("recurrent")
+    assert recurrent.main(["--quick", "--threads", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["benchmark"] == "recurrent" and (result["hidden_size"], result["steps"], result["batch"]) == (16, 8, 4)
+    assert [r["pass"] for r in result["rows"]] == ["forward + backward", "forward (no grad)"]
+    for r in result["rows"]:
+        assert r["scratch_ms"] > 0 and r["fused_ms"] > 0
+        assert r["ratio"] == pytest.approx(r["scratch_ms"] / r["fused_ms"], rel=1e-2)

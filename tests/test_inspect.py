@@ -443,7 +443,7 @@ def _build(name: str) -> tuple[nn.Module, nn.Module]:
     return meta, create_model(name)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [n for n in list_models() if get_model_entry(n).inputs == "images"])
 def test_receptive_field_analytic_equals_measured(name):
     """For every registered model with spatial structure, compare the analytic receptive field
     with the one measured from input gradients (measure_receptive_field: positive constant

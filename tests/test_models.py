@@ -59,7 +59,11 @@ def _under(name: str, prefixes) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-@pytest.mark.parametrize("name", list_models())
+IMAGE_MODELS = [n for n in list_models() if get_model_entry(n).inputs == "images"]
+TOKEN_MODELS = [n for n in list_models() if get_model_entry(n).inputs == "tokens"]
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_model_contract(name):
     """Tiny input, 7 classes: the contract in the module docstring, right shape, finite outputs,
     and backward (with the auxiliary loss, as the training loop adds it) reaches every parameter."""
@@ -126,6 +130,39 @@ def test_model_contract(name):
     if hasattr(model, "aux_loss"):
         loss = loss + model.aux_loss(torch.zeros(2, dtype=torch.long), lambda a, y: a.square().mean())
     loss.backward()
+    unreached = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not unreached
+
+
+@pytest.mark.parametrize("name", TOKEN_MODELS)
+def test_token_model_contract(name):
+    """Token models (translation; later language models): 11 input and 7 output tokens, padded
+    batches of several lengths: teacher-forced logits of the right shape, finite; every parameter
+    gets a gradient; num_classes changes exactly the classifier modules; greedy and beam
+    decoding give token ids; the scratch and fused recurrent paths agree (recurrent models)."""
+    torch.manual_seed(0)
+    recurrent = "fused" in get_model_entry(name).defaults
+    model = create_model(name, vocab_size=11, num_classes=7, **({"fused": False} if recurrent else {}))
+    src = torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0]])  # the second is padded (PAD = 0)
+    lengths = torch.tensor([4, 2])
+    tgt_in = torch.tensor([[1, 4, 5], [1, 6, 0]])  # SOS = 1
+    model.eval()
+    with torch.no_grad():
+        out = model(src, lengths, tgt_in)
+        if recurrent:
+            fused = create_model(name, vocab_size=11, num_classes=7, fused=True)
+            fused.load_state_dict(model.state_dict())
+            torch.testing.assert_close(fused.eval()(src, lengths, tgt_in), out, rtol=1e-5, atol=1e-6)
+    assert out.shape == (2, 3, 7) and torch.isfinite(out).all()
+    classifier = tuple(model.classifier_modules)
+    mine, other = _shapes(model), _shapes(on_meta(name, vocab_size=11, num_classes=3))
+    changed = {n for n in mine if mine[n] != other[n]}
+    assert changed and all(_under(n, classifier) for n in changed), sorted(changed)
+    tokens, _ = model.greedy(src, lengths, max_len=5)
+    beams, _ = model.beam_search(src, lengths, beam_size=3, max_len=5)
+    assert tokens.shape[0] == beams.shape[0] == 2 and tokens.shape[1] <= 5 and beams.shape[1] <= 5
+    model.train()
+    model(src, lengths, tgt_in).square().mean().backward()
     unreached = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not unreached
 

@@ -48,7 +48,7 @@ class Reconstruction(ImageTask):
     name = "reconstruction"
     description = "images -> the same images through a bottleneck: mean squared error"
     data_kinds = ("images",)
-    target = Target("test_mse", "test MSE", higher_is_better=False, percent=False)
+    target = Target("test_mse", "test MSE", higher_is_better=False, percent=False, upper=None)
 
     def training_step(self, net, batch):
         x, _ = batch

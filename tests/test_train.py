@@ -136,11 +136,14 @@ def test_lr_schedules_by_hand():
     assert lr_factor(c, 4, 10) == 0.5
 
 
-def test_bad_options_are_user_errors():
+def test_bad_options_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="optimizer"):
         TrainConfig(model="mlp", optimizer="adamm")
-    with pytest.raises(UserError, match="fraction"):
-        TrainConfig(model="mlp", target_accuracy=91)
+    with pytest.raises(UserError, match="number > 0"):
+        TrainConfig(model="mlp", target_accuracy=-1)
+    with pytest.raises(UserError, match="--target-accuracy 91 is beyond the test accuracy's range"):  # the task's range: a fraction
+        fit(TrainConfig(model="mlp", target_accuracy=91, progress=False, out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
@@ -265,3 +268,20 @@ def test_train_config_threads_bound_is_the_machine_and_good_values_pass(tmp_path
     c = cfg(tmp_path, threads=4, momentum=0.0, weight_decay=0.0, warmup_epochs=2.5, lr=1e-3, seed=2**63 - 1,
             model_args={"img_size": [8, 8], "width": 0.5})  # fmt: skip
     assert c.threads == 4 and c.seed == 2**63 - 1
+
+
+def test_clip_grad_norm_bounds_every_step_and_is_recorded(tmp_path):
+    """With SGD (no momentum) a step moves the weights by lr * the clipped gradient: clipped to a
+    norm of 1e-6, 20 steps of lr 0.05 move them by at most 1e-6 in L2 norm in all."""
+    from deepnotes.models import create_model
+
+    r = run_training(cfg(tmp_path, epochs=1, optimizer="sgd", momentum=0.0, schedule="none", clip_grad_norm=1e-6))
+    torch.manual_seed(0)
+    start = create_model("mlp", num_classes=10, in_chans=1, img_size=[8, 8])
+    moved = torch.sqrt(sum(((a - b.detach()) ** 2).sum() for a, b in zip(start.state_dict().values(), r.model.state_dict().values())))
+    steps = 1347 // 64
+    assert 0 < moved <= 0.05 * 1e-6 * steps * (1 + 1e-3)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["clip_grad_norm"] == 1e-6
+    unclipped = run_training(cfg(tmp_path, "free", epochs=1, optimizer="sgd", momentum=0.0, schedule="none")).model
+    free = torch.sqrt(sum(((a - b.detach()) ** 2).sum() for a, b in zip(start.state_dict().values(), unclipped.state_dict().values())))
+    assert free > 1000 * moved  # without clipping the same run moves far more

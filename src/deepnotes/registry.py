@@ -91,26 +91,32 @@ class Variant:
     and in_chans), None only where nothing is published (a test model). `paper` defaults to
     the family's. With `fixed_input_size` the model takes only input_size[1:] (LeNet-5's
     32x32); otherwise the trainer builds it for the data's own size.
+
+    Token models (inputs="tokens": translation, language models) have input_size = (vocab_size,
+    max_len): the builder gets vocab_size = input_size[0] (the input vocabulary) instead of
+    in_chans, and num_classes is the output vocabulary (what each position is classified into).
     """
 
     description: str
     num_params: int | None
-    input_size: tuple[int, int, int]  # (in_chans, height, width) the variant is defined for
+    input_size: tuple[int, ...]  # images: (in_chans, height, width); tokens: (vocab_size, max_len)
     config: Any
     num_classes: int
     paper: str = ""
     task: str = "classification"  # the name of a registered task (deepnotes.tasks): "classification", "segmentation", ...
     fixed_input_size: bool = False
     pass_img_size: bool = False
+    inputs: str = "images"  # or "tokens"
 
     def builder_kwargs(self) -> dict[str, Any]:
         """builder(**builder_kwargs()) builds the variant."""
         config = asdict(self.config) if is_dataclass(self.config) else dict(self.config)
         sizes = {"img_size": tuple(self.input_size[1:])} if self.pass_img_size else {}
-        clash = sorted(set(config) & {"num_classes", "in_chans", *sizes})
+        given = {"vocab_size": self.input_size[0]} if self.inputs == "tokens" else {"in_chans": self.input_size[0]}
+        clash = sorted(set(config) & {"num_classes", *given, *sizes})
         if clash:
             raise ValueError(f"{', '.join(clash)} come from the Variant's own fields, not from its config")
-        return {"num_classes": self.num_classes, "in_chans": self.input_size[0], **sizes, **config}
+        return {"num_classes": self.num_classes, **given, **sizes, **config}
 
 
 @dataclass(frozen=True)
@@ -128,11 +134,12 @@ class ModelEntry:
     description: str = ""
     paper: str = ""
     num_params: int | None = None
-    input_size: tuple[int, int, int] = (1, 28, 28)
+    input_size: tuple[int, ...] = (1, 28, 28)
     fixed_input_size: bool = False
     task: str = "classification"
     num_classes: int | None = None
     variant: Variant | None = None
+    inputs: str = "images"  # or "tokens" (Variant.inputs)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -151,12 +158,15 @@ def register_variants(builder: Callable[..., Any], variants: dict[str, Variant],
             raise ValueError(f"model {name!r} is registered twice")
         if not v.task:
             raise ValueError(f"model {name!r}: name its task (a registered deepnotes.tasks name, e.g. classification)")
-        if len(v.input_size) != 3:
-            raise ValueError(f"model {name!r}: input_size must be (in_chans, height, width), got {v.input_size}")
+        if v.inputs not in ("images", "tokens"):
+            raise ValueError(f"model {name!r}: inputs must be images or tokens, got {v.inputs!r}")
+        if len(v.input_size) != (3 if v.inputs == "images" else 2):
+            shape = "(in_chans, height, width)" if v.inputs == "images" else "(vocab_size, max_len)"
+            raise ValueError(f"model {name!r}: input_size must be {shape}, got {v.input_size}")
         entries.append(ModelEntry(
             name=name, builder=builder, defaults=v.builder_kwargs(), description=v.description, paper=v.paper or paper,
             num_params=v.num_params, input_size=tuple(v.input_size), fixed_input_size=v.fixed_input_size, task=v.task,
-            num_classes=v.num_classes, variant=v,
+            num_classes=v.num_classes, variant=v, inputs=v.inputs,
         ))  # fmt: skip
     return [MODELS.add(e.name, e) for e in entries]
 
@@ -165,7 +175,7 @@ def get_model_entry(name: str) -> ModelEntry:
     return MODELS.get(name)
 
 
-FITTED_TO_DATA = ("num_classes", "in_chans", "img_size")  # the overrides a trainer sets from the data
+FITTED_TO_DATA = ("num_classes", "in_chans", "img_size", "vocab_size")  # the overrides a trainer sets from the data
 
 
 def create_model(name: str, **overrides: Any):
@@ -254,7 +264,8 @@ class DatasetEntry:
 
     `kind` says what the loader returns, so that a task can say which datasets it trains on:
     "images" (deepnotes.data.ImageData: images and class labels), "scenes"
-    (deepnotes.data.scenes.SceneDataset: images with per-pixel masks and boxes).
+    (deepnotes.data.scenes.SceneDataset: images with per-pixel masks and boxes), "pairs"
+    (deepnotes.data.pairs.SentencePairs: sentence pairs for translation).
     """
 
     name: str

@@ -173,7 +173,15 @@ class RunDir:
         from safetensors.torch import save_file
 
         path = self.path / WEIGHTS
-        state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+        # safetensors refuses tensors that share memory; a tied weight (a Transformer's output
+        # layer is its target embedding) is written under both names, each its own copy
+        out, seen = {}, set()
+        for k, v in state.items():
+            t = v.detach().cpu()
+            ptr = t.untyped_storage().data_ptr()
+            out[k] = (t.clone() if ptr in seen else t).contiguous()
+            seen.add(ptr)
+        state = out
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
         self._record(WEIGHTS)

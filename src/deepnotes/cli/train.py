@@ -65,6 +65,10 @@ def add_parser(sub) -> None:
         "--model-arg", dest="model_args", action="append", type=model_arg_text, metavar="KEY=VALUE",
         help="a model option, e.g. width=0.5 or stages=[[32],[64]] (repeatable; values in JSON)",
     )  # fmt: skip
+    t.add_argument(
+        "--clip-grad-norm", type=float, metavar="N",
+        help="clip the gradients' joint L2 norm to N before every step (Pascanu et al. 2013) [no clipping]",
+    )  # fmt: skip
     t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
     t.add_argument(
         "--precision", choices=PRECISIONS,

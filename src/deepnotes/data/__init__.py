@@ -56,9 +56,10 @@ class ImageData:
         )
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> ImageData:
-    """Load the registered dataset `name` (see `deepnotes list`), checked: both splits hold
-    images (uint8 (N, C, H, W), the same size in both) and as many labels (check_data)."""
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True):
+    """Load the registered dataset `name` (see `deepnotes list`), checked (check_data): an
+    ImageData whose splits hold images (uint8 (N, C, H, W), the same size in both) and as many
+    labels, or for a dataset of kind "pairs" a SentencePairs (deepnotes.data.pairs) with non-empty splits."""
     entry = DATASETS.get(name)
     data = entry.loader(data_dir=data_dir, download=download)
     check_data(data, entry.kind, str(getattr(data, "source", "") or name))
@@ -75,6 +76,10 @@ def check_data(data, kind: str = "images", where: str = "", shape: tuple[int, in
     dataset must have that size), with one label per image; for kind "images" the labels must also
     be in 0..num_classes-1. Returns `data`. A dataset of 0 images would train 0 steps and report
     0% as a success; 1x1 images would pass for Fashion-MNIST."""
+    if kind == "pairs":  # sentence pairs have their own check (non-empty splits of (str, str))
+        from deepnotes.data.pairs import check_pairs
+
+        return check_pairs(data, where)
     name = getattr(data, "name", "the dataset")
     where = where or name
     shapes = []
@@ -109,4 +114,5 @@ def get_dataset_entry(name: str) -> DatasetEntry:
 
 
 from deepnotes.data import datasets as _datasets  # noqa: E402,F401  (registers the loaders)
+from deepnotes.data import pairs as _pairs  # noqa: E402,F401  (registers gettext-fr-en, tatoeba-fr-en)
 from deepnotes.data import scenes as _scenes  # noqa: E402,F401  (registers fashion-scenes, digit-scenes)

@@ -344,3 +344,54 @@ CIFAR10 = Source(
 )
 
 SOURCES: dict[str, Source] = {s.name: s for s in (FASHION_MNIST, MNIST, CIFAR10)}
+
+# --------------------------------------------------------------------------- sentence pairs (data/pairs.py)
+
+# The French gettext catalogues Debian packages install: read in place, nothing to download.
+SYSTEM_DIRS["gettext-fr-en"] = (Path("/usr/share/locale/fr/LC_MESSAGES"),)
+GETTEXT_FR_EN_HOW = (
+    "install Debian/Ubuntu packages that ship French messages (e.g. `sudo apt-get install libc-l10n coreutils "
+    "iso-codes git binutils`; minimal images may exclude /usr/share/locale in /etc/dpkg/dpkg.cfg.d/), pass "
+    "--data-dir FOLDER with *.mo files, or with internet use --data tatoeba-fr-en"
+)
+
+TATOEBA_FR_EN_URL = "https://download.pytorch.org/tutorial/data.zip"
+# The PyTorch seq2seq tutorial's English->French pairs (Tatoeba, via manythings.org/anki): data/eng-fra.txt
+# inside data.zip. No SHA-256 (or size) is published for data.zip and none could be obtained where this was
+# written (no internet), so none is recorded: a download is verified against $DEEPNOTES_TATOEBA_SHA256 (the
+# SHA-256 of data.zip from a copy you trust), and without it nothing is downloaded. Record the hash here
+# once it is known; a file found locally (--data-dir, $DEEPNOTES_DATA, the cache) is used as always.
+TATOEBA_FR_EN_SHA256 = ""
+TATOEBA_SHA256_VAR = "DEEPNOTES_TATOEBA_SHA256"
+
+
+def _unpack_tatoeba(folder: Path) -> None:
+    from deepnotes.data import pairs
+
+    pairs.extract_eng_fra(folder / "data.zip", folder / "eng-fra.txt")
+
+
+TATOEBA_FR_EN = Source(
+    name="tatoeba-fr-en",
+    files=(("eng-fra.txt",),),
+    remotes=(Remote(TATOEBA_FR_EN_URL, TATOEBA_FR_EN_SHA256),),
+    subdirs=("", "data"),
+    unpack=_unpack_tatoeba,
+    how_to_get=_hint(
+        "tatoeba-fr-en",
+        f"download {TATOEBA_FR_EN_URL} and unzip it (the file is data/eng-fra.txt), or set "
+        f"{TATOEBA_SHA256_VAR} to data.zip's SHA-256 to let deepnotes download and verify it",
+    ),
+)
+SOURCES[TATOEBA_FR_EN.name] = TATOEBA_FR_EN
+
+
+def tatoeba_fr_en() -> Source:
+    """TATOEBA_FR_EN with the SHA-256 a download is verified against: the recorded one, else
+    $DEEPNOTES_TATOEBA_SHA256 ("" when neither is known: then it is not downloaded)."""
+    sha = TATOEBA_FR_EN_SHA256 or os.environ.get(TATOEBA_SHA256_VAR, "").strip().lower()
+    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise DataError(f"${TATOEBA_SHA256_VAR} is {sha!r}; it must be a SHA-256: 64 hexadecimal digits (sha256sum data.zip)")
+    from dataclasses import replace
+
+    return replace(TATOEBA_FR_EN, remotes=(Remote(TATOEBA_FR_EN_URL, sha),))

@@ -947,6 +947,11 @@ def inspect_model(name: str, input_size: Sequence[int] | None = None, **override
     from deepnotes.models import builder_accepts, create_model, get_model_entry
 
     entry = get_model_entry(name)
+    if entry.inputs != "images":
+        raise UserError(
+            f"{name} takes {entry.inputs}, and `deepnotes inspect` traces image models (shapes, receptive fields); "
+            f"`deepnotes list {name}` gives its parameter count"
+        )
     size = tuple(int(v) for v in (input_size or entry.input_size))
     shown = "x".join(map(str, size))
     if entry.fixed_input_size and size != tuple(entry.input_size):
@@ -1070,7 +1075,10 @@ class MeasuredField:
 
 class _ProbeMode(TorchFunctionMode):
     """Max-pooling -> average pooling of the same geometry (so the gradient reaches the whole
-    window instead of one winner); local response normalization -> identity (pointwise in space)."""
+    window instead of one winner); local response normalization -> identity (pointwise in space);
+    layer norm over the last (channel) dimension -> identity: it is pointwise in space too, and
+    with the probe's constant weights every channel holds the same value, so the real one would
+    output zeros and cut the gradient (a PVT's spatial-reduction conv after norm1)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -1091,6 +1099,8 @@ class _ProbeMode(TorchFunctionMode):
             avg = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[k - 1]
             return avg(args[0], _arg(args, kwargs, 1, "output_size"))
         if name == "local_response_norm":
+            return args[0]
+        if name == "layer_norm" and len(_ntuple(_arg(args, kwargs, 1, "normalized_shape"), 1)) == 1:
             return args[0]
         return func(*args, **kwargs)
 

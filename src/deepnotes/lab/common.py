@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -257,3 +257,34 @@ def rounded(x, digits: int = 4):
     if isinstance(x, float):
         return float(f"{x:.{digits}g}")
     return x
+
+
+# --------------------------------------------------------------------------- intervals and fits
+
+
+def paired_interval(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean of a - b over paired runs (same seed) and its 95% t-interval (Student's t with n - 1
+    degrees of freedom: wide for 3 runs, as it should be); with one run the interval is the point."""
+    from scipy.stats import t as student_t
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return {"mean": rounded(mean), "low": rounded(mean), "high": rounded(mean), "runs": len(d)}
+    half = float(student_t.ppf(0.975, len(d) - 1)) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return {"mean": rounded(mean), "low": rounded(mean - half), "high": rounded(mean + half), "runs": len(d)}
+
+
+def image_paired_interval(right_a: torch.Tensor, right_b: torch.Tensor) -> dict:
+    """Accuracy of a minus accuracy of b on the same test items (boolean "right" per item), with the
+    95% normal interval of the per-item differences (one training run: the uncertainty of the test
+    sample only, not of training)."""
+    d = right_a.double() - right_b.double()
+    mean = float(d.mean())
+    se = float(d.std(unbiased=True)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+    return {"mean": rounded(mean), "low": rounded(mean - 1.96 * se), "high": rounded(mean + 1.96 * se), "runs": 1}
+
+
+def fit_exponent(sizes: Sequence[float], cost: Sequence[float]) -> float:
+    """p of cost ~ c * size^p: the least-squares slope through (log size, log cost)."""
+    return float(np.polyfit(np.log(np.asarray(sizes, dtype=float)), np.log(np.asarray(cost, dtype=float)), 1)[0])

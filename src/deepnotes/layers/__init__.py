@@ -5,6 +5,7 @@
     norm         BatchNorm1d/2d, LayerNorm
     dropout      classic and inverted dropout
     ops          center_crop (U-Net's crop of its skips)
+    recurrent    RNN (tanh, ReLU), LSTM, GRU cells and multi-layer, bidirectional modules (torch's parameters)
 
 Import from the submodules, e.g. ``from deepnotes.layers.norm import BatchNorm2d``.
 
@@ -18,6 +19,7 @@ from deepnotes.layers.dropout import Dropout
 from deepnotes.layers.init import INITIALIZERS, init_model_
 from deepnotes.layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from deepnotes.layers.ops import center_crop
+from deepnotes.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "ACTIVATIONS",
@@ -25,7 +27,13 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "Dropout",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
     "LayerNorm",
+    "RNN",
+    "RNNCell",
     "center_crop",
     "init_model_",
     "make_activation",

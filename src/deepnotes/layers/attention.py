@@ -61,6 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnotes.layers.ops import FusedSwitch
+
 __all__ = [
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
@@ -78,29 +80,11 @@ __all__ = [
 
 # False: the scratch path below (softmax written out, weights available); True: torch's
 # fused F.scaled_dot_product_attention wherever the weights are not needed.
-_FUSED_DEFAULT = False
+_SWITCH = FusedSwitch(False)
 
-
-def fused_default() -> bool:
-    """The path MultiHeadAttention(fused=None) takes: True = F.scaled_dot_product_attention."""
-    return _FUSED_DEFAULT
-
-
-def set_fused_default(fused: bool) -> bool:
-    """Set the module-level default for MultiHeadAttention(fused=None); return the previous one."""
-    global _FUSED_DEFAULT
-    previous, _FUSED_DEFAULT = _FUSED_DEFAULT, bool(fused)
-    return previous
-
-
-@contextmanager
-def use_fused(fused: bool = True) -> Iterator[None]:
-    """Inside the block, MultiHeadAttention(fused=None) uses the fused path (or the scratch one)."""
-    previous = set_fused_default(fused)
-    try:
-        yield
-    finally:
-        set_fused_default(previous)
+# fused_default(): the path modules with fused=None take; set_fused_default(v) -> the previous one;
+# use_fused(v): a with-block in which the default is v
+fused_default, set_fused_default, use_fused = _SWITCH.get, _SWITCH.set, _SWITCH.use
 
 
 # --------------------------------------------------------------------------- the function

@@ -2,11 +2,13 @@
 
     center_crop  the central window of the last two dimensions (U-Net's crop of its skips,
                  Ronneberger et al. 2015, figure 1)
+    FusedSwitch  the scratch / fused default of a layer module (attention, recurrent)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -23,3 +25,27 @@ def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         raise ValueError(f"cannot crop {H}x{W} to a larger {h}x{w}")
     top, left = (H - h) // 2, (W - w) // 2
     return x[..., top : top + h, left : left + w]
+
+
+class FusedSwitch:
+    """A module-level default for layers that have a scratch path and torch's fused one
+    (attention, recurrent): `get()` the path modules with fused=None take, `set(v)` it (returns
+    the previous one), `use(v)` it inside a with-block. Each layer module holds its own switch."""
+
+    def __init__(self, default: bool):
+        self.default = bool(default)
+
+    def get(self) -> bool:
+        return self.default
+
+    def set(self, fused: bool) -> bool:
+        previous, self.default = self.default, bool(fused)
+        return previous
+
+    @contextmanager
+    def use(self, fused: bool = True) -> Iterator[None]:
+        previous = self.set(fused)
+        try:
+            yield
+        finally:
+            self.set(previous)

@@ -8,8 +8,23 @@ Each file follows the same order: helpers, blocks, the model class, one private 
 then the registered variants (data, with their published parameter counts).
 """
 
-# registration side effects; fcn, unet: segmentation; vit: vision transformers
-from deepnotes.models import alexnet, densenet, fcn, googlenet, lenet, mlp, resnet, unet, vgg, vit  # noqa: F401
+# registration side effects; fcn, unet: segmentation; vit, swin, pvt: vision transformers; seq2seq, seq2seq_transformer: translation
+from deepnotes.models import (  # noqa: F401
+    alexnet,
+    densenet,
+    fcn,
+    googlenet,
+    lenet,
+    mlp,
+    pvt,
+    resnet,
+    seq2seq,
+    seq2seq_transformer,
+    swin,
+    unet,
+    vgg,
+    vit,
+)
 from deepnotes.registry import MODELS, ModelEntry, builder_accepts, create_model, get_model_entry, list_models
 
 __all__ = ["MODELS", "ModelEntry", "builder_accepts", "create_model", "get_model_entry", "list_models"]

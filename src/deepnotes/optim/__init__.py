@@ -5,8 +5,10 @@
                 Adam (Kingma & Ba 2014, arXiv:1412.6980) as torch.optim.Optimizer subclasses
     schedules   step decay, exponential decay, cosine annealing (Loshchilov & Hutter 2017),
                 linear warmup (Goyal et al. 2017) as plain functions step -> lr multiplier
+    clip        gradient clipping by norm (Pascanu et al. 2013) and by value, as torch.nn.utils'
 """
 
+from deepnotes.optim.clip import clip_grad_norm_, clip_grad_value_
 from deepnotes.optim.optimizers import (
     OPTIMIZERS,
     SGD,
@@ -31,6 +33,8 @@ __all__ = [
     "Adam",
     "RMSprop",
     "chain",
+    "clip_grad_norm_",
+    "clip_grad_value_",
     "cosine_annealing",
     "exponential_decay",
     "linear_warmup",

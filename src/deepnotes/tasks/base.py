@@ -57,6 +57,7 @@ class Target(NamedTuple):
     label: str  # how it is named in messages, e.g. "test accuracy"
     higher_is_better: bool = True
     percent: bool = True  # shown as a percentage (else with 4 significant digits)
+    upper: float | None = 1.0  # the largest value the metric takes (a fraction: 1; BLEU: 100; a loss: None)
 
     def format(self, value: float) -> str:
         return f"{value:.2%}" if self.percent else f"{value:.4g}"
@@ -109,6 +110,9 @@ class Task:
     @classmethod
     def check_options(cls, cfg: TrainConfig) -> None:
         """Refuse the task options (TASK_OPTIONS) the task does not take, given other than their default."""
+        target, upper = cfg.target_accuracy, cls.target.upper
+        if target is not None and upper is not None and target > upper:
+            raise UserError(f"--target-accuracy {target:g} is beyond the {cls.target.label}'s range (0 to {upper:g}); e.g. {0.9 * upper:g}")
         defaults = TrainConfig(model=cfg.model)
         for name in TASK_OPTIONS:
             if name not in cls.options and getattr(cfg, name) != getattr(defaults, name):

@@ -79,6 +79,9 @@ class TrainConfig:
     adv_steps: int = 7
     adv_alpha: float | None = None
     precision: str = "fp32"  # of training steps; the test set is always scored in fp32
+    # Gradient clipping by norm (Pascanu et al. 2013, arXiv:1211.5063): before each optimizer step
+    # the gradients of all trainable parameters are scaled so their joint L2 norm is at most this.
+    clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -108,8 +111,12 @@ class TrainConfig:
             ),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (
-                self.target_accuracy is None or 0 < self.target_accuracy <= 1,
-                f"--target-accuracy is a fraction in (0, 1], e.g. 0.91, got {self.target_accuracy}",
+                self.target_accuracy is None or _finite(self.target_accuracy) and self.target_accuracy > 0,
+                f"--target-accuracy is a number > 0 in the units of the task's headline metric, e.g. 0.91, got {self.target_accuracy}",
+            ),  # its range is the task's (Task.target.upper)
+            (
+                self.clip_grad_norm is None or _finite(self.clip_grad_norm) and self.clip_grad_norm > 0,
+                f"--clip-grad-norm must be a finite number > 0, e.g. 1.0, got {self.clip_grad_norm}",
             ),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (

@@ -101,6 +101,7 @@ def train_one_epoch(
     schedulers: list,
     progress: EpochProgress,
     *,
+    clip_grad_norm: float | None = None,
     device: torch.device = torch.device("cpu"),
     should_stop: Callable[[int], bool] = lambda step: False,
     on_flush: Callable[[EpochProgress], None] = lambda p: None,
@@ -113,9 +114,11 @@ def train_one_epoch(
     by hand), then one step of every schedule. Running sums stay on the device and are read
     back every `flush_every` steps (no per-step host sync); that is also when a non-finite loss
     is detected. `should_stop(step)` is asked after every step; when it says yes the epoch ends
-    early (progress.step tells where).
+    early (progress.step tells where). clip_grad_norm scales the gradients of every optimizer's
+    parameters to that joint L2 norm at most, between backward and step.
     """
     net.train()
+    clipped = [p for opt in optimizers for group in opt.param_groups for p in group["params"]] if clip_grad_norm else []
     sums: dict[str, torch.Tensor] = {}
     seen = 0
     start = time.perf_counter()
@@ -146,6 +149,8 @@ def train_one_epoch(
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             out.loss.backward()
+            if clipped:
+                torch.nn.utils.clip_grad_norm_(clipped, clip_grad_norm)  # equal to deepnotes.optim.clip_grad_norm_ (tested)
             for opt in optimizers:
                 opt.step()
         for sched in schedulers:
@@ -433,7 +438,7 @@ def _run_locked(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop, run
 
             try:
                 train_one_epoch(
-                    net, task, train_batches, epoch, optimizers, schedulers, progress,
+                    net, task, train_batches, epoch, optimizers, schedulers, progress, clip_grad_norm=cfg.clip_grad_norm,
                     device=info.device, should_stop=stop_now, on_flush=on_flush,
                 )  # fmt: skip
             finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 
 def is_whole(value: Any) -> bool:
@@ -46,3 +46,13 @@ def check_fraction(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError(f"{name} is a probability in [0, 1), got {value!r}")
     return float(value)
+
+
+def pair(x: int | Sequence[int]) -> tuple[int, int]:
+    """(height, width) from one int (a square) or a pair of ints (image, patch and window sizes)."""
+    if isinstance(x, int):
+        return (x, x)
+    x = tuple(int(v) for v in x)
+    if len(x) != 2:
+        raise ValueError(f"expected one int or (height, width), got {x}")
+    return x

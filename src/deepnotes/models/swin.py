@@ -92,7 +92,7 @@ from torch import nn
 
 from deepnotes.layers.attention import fused_default, scaled_dot_product_attention
 from deepnotes.layers.transformer import FeedForward
-from deepnotes.models.options import check_fraction, check_size, check_sizes
+from deepnotes.models.options import check_fraction, check_size, check_sizes, pair
 from deepnotes.models.vit import PatchEmbed
 from deepnotes.registry import Variant, register_variants
 
@@ -176,15 +176,6 @@ def window_for(size: Sequence[int], window_size: Sequence[int], shift_size: Sequ
     return (window[0], window[1]), (shift[0], shift[1])
 
 
-def _pair(x: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(x, int):
-        return (x, x)
-    x = tuple(int(v) for v in x)
-    if len(x) != 2:
-        raise ValueError(f"expected one int or (height, width), got {x}")
-    return x
-
-
 # --------------------------------------------------------------------------- blocks
 
 
@@ -220,7 +211,7 @@ class ShiftedWindowAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"dim {dim} must be a multiple of num_heads {num_heads}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        self.window_size, self.shift_size = _pair(window_size), _pair(shift_size)
+        self.window_size, self.shift_size = pair(window_size), pair(shift_size)
         if any(s < 0 or s >= m for s, m in zip(self.shift_size, self.window_size)):
             raise ValueError(f"shift_size {self.shift_size} must be in [0, window_size {self.window_size})")
         self.attn_drop, self.fused = float(attn_drop), fused

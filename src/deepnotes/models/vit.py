@@ -72,7 +72,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepnotes.layers.transformer import TransformerEncoderLayer
-from deepnotes.models.options import check_size
+from deepnotes.models.options import check_size, pair
 from deepnotes.registry import Variant, register_variants
 
 PAPER = (
@@ -83,19 +83,10 @@ PAPER = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _pair(x: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(x, int):
-        return (x, x)
-    x = tuple(int(v) for v in x)
-    if len(x) != 2:
-        raise ValueError(f"expected one int or (height, width), got {x}")
-    return x
-
-
 def patchify(x: torch.Tensor, patch_size: int | Sequence[int]) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, C * p * p): the flattened patches, row by row; each patch's values
     in (channel, row, column) order, the order of a conv weight's (C, p, p) flattened."""
-    p = _pair(patch_size)
+    p = pair(patch_size)
     return F.unfold(x, kernel_size=p, stride=p).transpose(1, 2)
 
 
@@ -104,7 +95,7 @@ def resample_pos_embed(
 ) -> torch.Tensor:
     """(1, prefix + gh * gw, D) -> (1, prefix + new_h * new_w, D): the grid part interpolated in
     2D (align_corners=False), the prefix (class token) embeddings kept as they are."""
-    (gh, gw), (nh, nw) = _pair(old_grid), _pair(new_grid)
+    (gh, gw), (nh, nw) = pair(old_grid), pair(new_grid)
     n, D = num_prefix_tokens, pos_embed.shape[-1]
     if pos_embed.shape[1] != n + gh * gw:
         raise ValueError(f"pos_embed has {pos_embed.shape[1]} tokens, not {n} + {gh}x{gw}")
@@ -129,7 +120,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 16, in_chans: int = 3, embed_dim: int = 768):
         super().__init__()
-        self.img_size, self.patch_size = _pair(img_size), _pair(patch_size)
+        self.img_size, self.patch_size = pair(img_size), pair(patch_size)
         self.in_chans, self.embed_dim = in_chans, embed_dim
         self.grid_size = self.grid_for(self.img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
@@ -137,7 +128,7 @@ class PatchEmbed(nn.Module):
 
     def grid_for(self, hw: Sequence[int]) -> tuple[int, int]:
         """The patch grid of an input (H, W): (ceil(H / p), ceil(W / p))."""
-        (H, W), (ph, pw) = _pair(hw), self.patch_size
+        (H, W), (ph, pw) = pair(hw), self.patch_size
         if H < 1 or W < 1:
             raise ValueError(f"image sides must be positive, got {H}x{W}")
         return -(-H // ph), -(-W // pw)
@@ -260,7 +251,7 @@ def embedding_shapes(model: ViT, img_size: int | Sequence[int] | None = None) ->
         with class token (1 + N, D)           (197, 768)
         encoder input    (1 + N, D)           (197, 768)    + position embedding
     """
-    H, W = model.img_size if img_size is None else _pair(img_size)
+    H, W = model.img_size if img_size is None else pair(img_size)
     x = torch.zeros(1, model.in_chans, H, W, device=model.pos_embed.device, dtype=model.pos_embed.dtype)
     grid = model._check_input(x)
     with torch.no_grad():

@@ -39,6 +39,12 @@ EVAL_SENTENCES = 1000  # BLEU is computed on at most this many test pairs (greed
 EXAMPLES = 8  # translations shown in the report
 
 
+def tokenized_pairs(pairs) -> list[tuple[list[str], list[str]]]:
+    """(English, French) strings -> token lists, keeping the pairs of 1 to MAX_TOKENS tokens on both sides."""
+    out = [(tokenize(en), tokenize(fr)) for en, fr in pairs]
+    return [(s, t) for s, t in out if 1 <= len(s) <= MAX_TOKENS and 1 <= len(t) <= MAX_TOKENS]
+
+
 class PairBatches:
     """Mini-batches of encoded sentence pairs: (src (B, S), src_lengths (B,), tgt_in (B, T),
     tgt_out (B, T)), padded with PAD; tgt_in starts with SOS, tgt_out ends with EOS. The order is a
@@ -115,11 +121,7 @@ class Translation(Task):
     def setup(self, data: Any, source: RunConfig | None) -> None:
         cfg = self.cfg
 
-        def tokenized(pairs):
-            out = [(tokenize(en), tokenize(fr)) for en, fr in pairs]
-            return [(s, t) for s, t in out if 1 <= len(s) <= MAX_TOKENS and 1 <= len(t) <= MAX_TOKENS]
-
-        train, test = tokenized(data.train), tokenized(data.test)
+        train, test = tokenized_pairs(data.train), tokenized_pairs(data.test)
         if not train or not test:
             raise UserError(f"{data.name} has no pairs of 1 to {MAX_TOKENS} tokens on both sides in its train or test split")
         if source is not None:  # transfer: the same vocabularies, so that the embeddings line up

@@ -33,8 +33,7 @@ from deepnotes.lab import Context, Finding, experiment
 from deepnotes.lab.common import new_figure, save_figure
 from deepnotes.metrics.text import corpus_bleu, paired_bootstrap
 from deepnotes.models import create_model
-from deepnotes.tasks.translation import MAX_TOKENS, MIN_COUNT, PairBatches, decode
-from deepnotes.text.tokenize import tokenize
+from deepnotes.tasks.translation import MIN_COUNT, PairBatches, tokenized_pairs, translate_pairs
 from deepnotes.text.vocab import Vocabulary
 
 LONG = 10  # "sentences longer than 10 words" (the issue's and Bahdanau et al.'s long end)
@@ -57,12 +56,7 @@ def gettext_pairs() -> tuple[list[tuple[list[str], list[str]]], list[tuple[list[
     from deepnotes.data import load_dataset
 
     data = load_dataset("gettext-fr-en")
-
-    def tok(pairs):
-        out = [(tokenize(en), tokenize(fr)) for en, fr in pairs]
-        return [(s, t) for s, t in out if 1 <= len(s) <= MAX_TOKENS and 1 <= len(t) <= MAX_TOKENS]
-
-    return tok(data.train), tok(data.test), data.name
+    return tokenized_pairs(data.train), tokenized_pairs(data.test), data.name
 
 
 def buckets_for(longest: int) -> list[tuple[int, int]]:
@@ -101,8 +95,7 @@ def train_arm(model_name: str, train, vocab: tuple[Vocabulary, Vocabulary], *, m
 def translations(model, test, vocab: tuple[Vocabulary, Vocabulary]) -> list[str]:
     """Greedy translations of the test sources, as tokens joined by spaces (what BLEU scores)."""
     src_vocab, tgt_vocab = vocab
-    ids, _ = decode(model, [src_vocab.encode(s, eos=False) for s, _ in test], torch.device("cpu"), max_len=MAX_TOKENS + 10)
-    return [" ".join(tgt_vocab.decode(t)) for t in ids]
+    return translate_pairs(model, [(src_vocab.encode(s, eos=False), []) for s, _ in test], tgt_vocab, torch.device("cpu"))[0]
 
 
 def judge_c38(numbers: dict) -> tuple[str, str]:

@@ -3,6 +3,7 @@ formats that no installed tool writes (GNU gettext catalogues)."""
 
 import io
 import struct
+import urllib.error
 from pathlib import Path
 
 
@@ -53,3 +54,20 @@ def write_mo(path: Path, messages: dict) -> Path:
     header = struct.pack("<7I", 0x950412DE, 0, n, originals, translations, 0, 28 + 16 * n)
     path.write_bytes(header + tables[0] + tables[1] + blobs)
     return path
+
+
+def serve(monkeypatch, files: dict[str, bytes]) -> list[str]:
+    """Replace deepnotes.data.sources' URL opener with one that serves `files` (url -> bytes);
+    returns the list of URLs asked for."""
+    from deepnotes.data import sources
+
+    calls = []
+
+    def fake(url, timeout=None):
+        calls.append(url)
+        if url not in files:
+            raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+        return io.BytesIO(files[url])
+
+    monkeypatch.setattr(sources, "urlopen", fake)
+    return calls

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import ZeroBody
+from fakes import ZeroBody, serve
 
 from deepnotes.data import ImageData, cifar, list_datasets, load_dataset, sources
 from deepnotes.data.idx import read_idx, write_idx
@@ -72,20 +72,6 @@ def make_cifar(folder: Path, n_train=10, n_test=4, seed=0, classes=cifar.CLASSES
     )
     cifar.write_cifar10(folder, *arrays, classes=classes)
     return arrays
-
-
-def serve(monkeypatch, files: dict[str, bytes]):
-    """Replace the URL opener with one that serves `files` (url -> bytes); returns the list of calls."""
-    calls = []
-
-    def fake(url, timeout=None):
-        calls.append(url)
-        if url not in files:
-            raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
-        return io.BytesIO(files[url])
-
-    monkeypatch.setattr(sources, "urlopen", fake)
-    return calls
 
 
 def sha(data: bytes) -> str:

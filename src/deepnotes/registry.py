@@ -107,6 +107,7 @@ class Variant:
     fixed_input_size: bool = False
     pass_img_size: bool = False
     inputs: str = "images"  # or "tokens"
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig values the command line defaults to for it (GloVe: AdaGrad, lr 0.05)
 
     def builder_kwargs(self) -> dict[str, Any]:
         """builder(**builder_kwargs()) builds the variant."""

@@ -14,14 +14,14 @@ import errno
 import sys
 
 from deepnotes import __version__
-from deepnotes.cli import attack, attention, cam, inspect, lab, predict, segment, templates, train, translate
+from deepnotes.cli import attack, attention, cam, embed, inspect, lab, predict, segment, templates, train, translate
 from deepnotes.cli import list as list_command
 from deepnotes.cli.common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 from deepnotes.errors import UserError
 
 COMMANDS = {
     "train": train, "predict": predict, "segment": segment, "attention": attention, "inspect": inspect, "cam": cam,
-    "templates": templates, "attack": attack, "translate": translate, "lab": lab, "list": list_command,
+    "templates": templates, "attack": attack, "translate": translate, "embed": embed, "lab": lab, "list": list_command,
 }  # fmt: skip
 
 
@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  deepnotes attack runs/vgg --method fgsm,pgd --eps 0,0.05,0.1\n"
         "  deepnotes train seq2seq_bahdanau --data gettext-fr-en --epochs 20 --out runs/fr\n"
         "  deepnotes translate runs/fr \"Save the file\" --beam 5\n"
-        "  deepnotes train seq2seq_bahdanau --data gettext-fr-en --epochs 20 --out runs/fr\n"
-        "  deepnotes translate runs/fr \"Save the file\" --beam 5\n"
+        "  deepnotes train word2vec --data brown --epochs 5 --out runs/w2v\n"
+        "  deepnotes embed neighbors runs/w2v king\n"
         "  deepnotes lab run C05 --quick\n"
         "--out is always what a command writes: the run directory (train), the figure (cam, segment,\n"
         "attention, templates: by default inside RUN_DIR), the folder (attack, lab run).",

@@ -83,7 +83,20 @@ def run(args: argparse.Namespace) -> int:
     from deepnotes.tasks import run_training
 
     given = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    given = {**_task_defaults(given["model"]), **given}
     if "model_args" in given:  # the values are read here, so that a bad one is one line (argparse would add its usage)
         given["model_args"] = {key: model_arg_value(key, value) for key, value in given["model_args"]}
     result = run_training(TrainConfig(**given))
     return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _task_defaults(model: str) -> dict:
+    """The defaults of the model's task and of the model itself for options not given (word vectors:
+    SGD, lr 0.025, linear decay; GloVe: AdaGrad, lr 0.05)."""
+    from deepnotes.models import MODELS
+    from deepnotes.tasks import get_task
+
+    if model not in MODELS:
+        return {}  # TrainConfig / the registry name the unknown model
+    entry = MODELS.get(model)
+    return {**get_task(entry.task).train_defaults, **(entry.variant.train if entry.variant else {})}

@@ -80,6 +80,10 @@ def check_data(data, kind: str = "images", where: str = "", shape: tuple[int, in
         from deepnotes.data.pairs import check_pairs
 
         return check_pairs(data, where)
+    if kind == "corpus":  # text corpora: non-empty tokenized sentences, one document each
+        from deepnotes.data.corpora import check_corpus
+
+        return check_corpus(data, where)
     name = getattr(data, "name", "the dataset")
     where = where or name
     shapes = []
@@ -113,6 +117,7 @@ def get_dataset_entry(name: str) -> DatasetEntry:
     return DATASETS.get(name)
 
 
+from deepnotes.data import corpora as _corpora  # noqa: E402,F401  (registers brown, shakespeare, bible-kjv, gettext-en)
 from deepnotes.data import datasets as _datasets  # noqa: E402,F401  (registers the loaders)
 from deepnotes.data import pairs as _pairs  # noqa: E402,F401  (registers gettext-fr-en, tatoeba-fr-en)
 from deepnotes.data import scenes as _scenes  # noqa: E402,F401  (registers fashion-scenes, digit-scenes)

@@ -54,6 +54,27 @@ class Data:
         return InputSpec(c, size, (0.0,) * c, (1 / 255,) * c)  # x/255 -> undo: raw pixel values
 
 
+def lab_corpus(corpus: str | None, quick: bool):
+    """gettext-en for quick runs (always on a Debian machine); Brown for full runs when it can be found
+    without a download, else gettext-en (results name the corpus they used); or the corpus named
+    (brown, gettext-en, shakespeare, bible-kjv). A deepnotes.data.corpora.Corpus."""
+    from deepnotes.data.corpora import Corpus
+    from deepnotes.errors import UserError
+
+    if corpus is not None:
+        data = load_dataset(corpus, download=False)
+    elif quick:
+        data = load_dataset("gettext-en")
+    else:
+        try:
+            data = load_dataset("brown", download=False)
+        except DataError:
+            data = load_dataset("gettext-en")
+    if not isinstance(data, Corpus):
+        raise UserError(f"{corpus} is not a corpus (tokenized sentences); use brown, gettext-en, shakespeare or bible-kjv")
+    return data
+
+
 def lab_data(quick: bool, *, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Data:
     """Digits for quick runs; Fashion-MNIST (or digits if it cannot be found) for full runs.
 

@@ -8,11 +8,14 @@ Each file follows the same order: helpers, blocks, the model class, one private 
 then the registered variants (data, with their published parameter counts).
 """
 
-# registration side effects; fcn, unet: segmentation; vit, swin, pvt: vision transformers; seq2seq, seq2seq_transformer: translation
+# registration side effects; fcn, unet: segmentation; vit, swin, pvt: vision transformers; seq2seq, seq2seq_transformer: translation;
+# word2vec, fasttext, glove: word vectors
 from deepnotes.models import (  # noqa: F401
     alexnet,
     densenet,
+    fasttext,
     fcn,
+    glove,
     googlenet,
     lenet,
     mlp,
@@ -24,6 +27,7 @@ from deepnotes.models import (  # noqa: F401
     unet,
     vgg,
     vit,
+    word2vec,
 )
 from deepnotes.registry import MODELS, ModelEntry, builder_accepts, create_model, get_model_entry, list_models
 

@@ -94,6 +94,9 @@ class Task:
     sample_name: ClassVar[str] = "images"  # what a sample is: the throughput is <sample_name>_per_second
     sample_unit: ClassVar[str] = "img"  # ... shown as "<n> img/s"
     manual_optimization: ClassVar[bool] = False
+    # TrainConfig values the command line uses for this task's models when not given (word vectors:
+    # SGD at 0.025 with a linear decay, as word2vec.c), e.g. {"optimizer": "sgd", "lr": 0.025}
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: TrainConfig, device: torch.device = torch.device("cpu")):
         self.cfg = cfg

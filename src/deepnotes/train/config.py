@@ -16,7 +16,7 @@ DEFAULT_LR = {
     "scratch-sgd": 0.05, "scratch-momentum": 0.05, "scratch-nesterov": 0.05,
     "scratch-adagrad": 1e-2, "scratch-rmsprop": 1e-3, "scratch-adam": 1e-3,
 }  # fmt: skip
-SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
+SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle", "linear")
 AUGMENTS = ("none", "flip", "crop", "crop+flip")  # see deepnotes.data.transforms.TensorBatches
 ADVERSARIAL = ("none", "fgsm", "pgd")  # adversarial training (Madry et al. 2017), see deepnotes.explain.attack
 # Mixed precision: bf16 runs the forward pass under torch.autocast (matmuls and convolutions in

@@ -175,7 +175,7 @@ def train_one_epoch(
 
 # Schedules whose curve is laid out over the run's epochs: a resume with other --epochs would
 # restart or bend their curve, so it is refused (step, exponential and none do not depend on it).
-HORIZON_SCHEDULES = ("cosine", "onecycle")
+HORIZON_SCHEDULES = ("cosine", "onecycle", "linear")
 
 
 def _check_resume(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) -> None:

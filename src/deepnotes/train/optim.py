@@ -54,6 +54,8 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
         return 1.0
     if cfg.schedule == "step":
         return schedules.step_decay(step, cfg.step_size * steps_per_epoch, cfg.gamma)
+    if cfg.schedule == "linear":  # word2vec.c: lr * (1 - progress), floored at 1e-4 of lr
+        return max(1e-4, 1.0 - (step - warmup) / max(1, total - warmup))
     if cfg.schedule == "exponential":  # decays once per epoch, as ExponentialLR stepped per epoch
         return schedules.step_decay(step, steps_per_epoch, cfg.gamma)
     # cosine and onecycle: half a cosine from the peak down to 0 over the steps after warmup

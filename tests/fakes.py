@@ -1,8 +1,10 @@
 """Stand-ins the tests share: a server's response this machine cannot reach, and files in real
 formats that no installed tool writes (GNU gettext catalogues)."""
 
+import importlib.util
 import io
 import struct
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -71,3 +73,34 @@ def serve(monkeypatch, files: dict[str, bytes]) -> list[str]:
 
     monkeypatch.setattr(sources, "urlopen", fake)
     return calls
+
+
+def no_network(monkeypatch, tmp_path, system_dirs: dict) -> list[str]:
+    """Data sources with no $DEEPNOTES_DATA, the cache inside tmp_path, these SYSTEM_DIRS and a URL
+    opener that fails as an offline machine's does; returns the list of URLs asked for."""
+    from deepnotes.data import sources
+
+    monkeypatch.delenv("DEEPNOTES_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", system_dirs)
+    calls = []
+
+    def fail(url, timeout=None):
+        calls.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(sources, "urlopen", fail)
+    return calls
+
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the scripts import their shared machine.py as `python benchmarks/x.py` does)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,29 +1,17 @@
 """benchmarks/word_vectors.py keeps working: its smoke mode trains deepnotes and gensim side by side."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
+from fakes import load_benchmark
 
 pytest.importorskip("gensim")  # the peer the benchmark compares with (a development dependency)
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:  # the scripts import their shared module (machine.py) as `python benchmarks/x.py` does
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_word_vectors_benchmark_scores_both_systems_and_their_time_ratio(capsys):
-    bench = _load("word_vectors")
+    bench = load_benchmark("word_vectors")
     assert bench.main(["--quick", "--json", "--threads", "1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     result = json.loads(out[-1])

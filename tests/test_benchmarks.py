@@ -1,26 +1,14 @@
 """The benchmark scripts keep working: their smoke modes run end to end on tiny data."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from fakes import load_benchmark
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:  # the scripts import their shared module (machine.py) as `python benchmarks/x.py` does
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_zoo_quick_writes_a_table_and_keeps_rows_across_invocations(tmp_path, capsys):
-    zoo = _load("zoo")
+    zoo = load_benchmark("zoo")
     assert zoo.main(["--quick", "--models", "mlp", "--out", str(tmp_path), "--threads", "1"]) == 0
     assert zoo.main(["--quick", "--models", "lenet5_relu", "--out", str(tmp_path), "--threads", "1"]) == 0
     rows = json.loads((tmp_path / "zoo.json").read_text())["rows"]
@@ -42,11 +30,11 @@ def test_zoo_rejects_an_unknown_model(tmp_path):
     from deepnotes.errors import UserError
 
     with pytest.raises(UserError, match="vgg_small"):
-        _load("zoo").main(["--quick", "--models", "vgg_smal", "--out", str(tmp_path)])
+        load_benchmark("zoo").main(["--quick", "--models", "vgg_smal", "--out", str(tmp_path)])
 
 
 def test_precision_benchmark_prints_both_speeds_and_their_ratio(capsys):
-    precision = _load("precision")
+    precision = load_benchmark("precision")
     args = ["--models", "resnet20", "unet_small", "--batch-size", "2", "--steps", "1", "--rounds", "1", "--threads", "1", "--json"]
     assert precision.main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -57,7 +45,7 @@ def test_precision_benchmark_prints_both_speeds_and_their_ratio(capsys):
 
 
 def test_precision_benchmark_passes_model_options(capsys, monkeypatch):
-    precision = _load("precision")
+    precision = load_benchmark("precision")
     built = []
     real = precision.compare
     monkeypatch.setattr(precision, "compare", lambda name, *a: built.append(a[-1]) or real(name, *a))
@@ -72,11 +60,11 @@ def test_precision_benchmark_rejects_an_unknown_model():
     from deepnotes.errors import UserError
 
     with pytest.raises(UserError, match="vit_tiny_28"):
-        _load("precision").main(["--models", "vit_tiny28"])
+        load_benchmark("precision").main(["--models", "vit_tiny28"])
 
 
 def test_recurrent_benchmark_prints_both_paths_and_their_ratio(capsys):
-    recurrent = _load("recurrent")
+    recurrent = load_benchmark("recurrent")
     assert recurrent.main(["--quick", "--threads", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["benchmark"] == "recurrent" and (result["hidden_size"], result["steps"], result["batch"]) == (16, 8, 4)

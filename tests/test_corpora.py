@@ -18,13 +18,12 @@ import struct
 import subprocess
 import sys
 import tarfile
-import urllib.error
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import HEADER, serve, write_mo
+from fakes import HEADER, no_network, serve, write_mo
 
 from deepnotes.data import DATASETS, corpora, load_dataset, pairs, sources, wordsets
 from deepnotes.data.corpora import Corpus, check_corpus, unlzw
@@ -38,17 +37,7 @@ SYSTEM_LOCALE = Path("/usr/share/locale/fr/LC_MESSAGES")
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     """No $DEEPNOTES_DATA, no system copies, the cache inside tmp_path, and no network."""
-    monkeypatch.delenv("DEEPNOTES_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setattr(sources, "SYSTEM_DIRS", {})
-    calls = []
-
-    def no_network(url, timeout=None):
-        calls.append(url)
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(sources, "urlopen", no_network)
-    return calls
+    return no_network(monkeypatch, tmp_path, {})
 
 
 def make_tar(path: Path, members: dict[str, bytes | str], links: dict[str, str] | None = None) -> Path:

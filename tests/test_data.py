@@ -12,12 +12,11 @@ import gzip
 import hashlib
 import io
 import tarfile
-import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import ZeroBody, serve
+from fakes import ZeroBody, no_network, serve
 
 from deepnotes.data import ImageData, cifar, list_datasets, load_dataset, sources
 from deepnotes.data.idx import read_idx, write_idx
@@ -34,17 +33,7 @@ SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     """No $DEEPNOTES_DATA, the cache and system copy inside tmp_path, and no network."""
-    monkeypatch.delenv("DEEPNOTES_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setattr(sources, "SYSTEM_DIRS", {"fashion-mnist": (tmp_path / "system" / "fashion-mnist",)})
-    calls = []
-
-    def no_network(url, timeout=None):
-        calls.append(url)
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(sources, "urlopen", no_network)
-    return calls
+    return no_network(monkeypatch, tmp_path, {"fashion-mnist": (tmp_path / "system" / "fashion-mnist",)})
 
 
 def make_idx(folder: Path, n_train=20, n_test=10, gz=True, seed=0, size=28):

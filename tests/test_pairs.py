@@ -8,12 +8,11 @@ import random
 import re
 import shutil
 import subprocess
-import urllib.error
 import zipfile
 from pathlib import Path
 
 import pytest
-from fakes import HEADER, write_mo
+from fakes import HEADER, no_network, write_mo
 
 from deepnotes.data import DATASETS, load_dataset, pairs, sources
 from deepnotes.data.pairs import SentencePairs, check_pairs, load_gettext_fr_en, load_tatoeba_fr_en, split_pairs
@@ -87,18 +86,8 @@ STEPS = [  # counted by hand from the two catalogues above
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     """No $DEEPNOTES_DATA, the cache inside tmp_path, the system folder missing, no network."""
-    monkeypatch.delenv("DEEPNOTES_DATA", raising=False)
     monkeypatch.delenv(sources.TATOEBA_SHA256_VAR, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setattr(sources, "SYSTEM_DIRS", {"gettext-fr-en": (tmp_path / "no-locale",)})
-    calls = []
-
-    def no_network(url, timeout=None):
-        calls.append(url)
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(sources, "urlopen", no_network)
-    return calls
+    return no_network(monkeypatch, tmp_path, {"gettext-fr-en": (tmp_path / "no-locale",)})
 
 
 def catalogues(folder: Path) -> Path:

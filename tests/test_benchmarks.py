@@ -6,7 +6,6 @@ import pytest
 from fakes import load_benchmark
 
 
-
 def test_zoo_quick_writes_a_table_and_keeps_rows_across_invocations(tmp_path, capsys):
     zoo = load_benchmark("zoo")
     assert zoo.main(["--quick", "--models", "mlp", "--out", str(tmp_path), "--threads", "1"]) == 0

@@ -33,7 +33,7 @@ the other rows): |mean difference| <= 0.02 Spearman and <= 2 points of analogy a
 the interval says how sure that is with this many seeds. The time ratio is deepnotes's mean
 train seconds over gensim's. GloVe gets a deepnotes-only row when `deepnotes.models.list_models()`
 has "glove" (gensim has no GloVe to compare with), trained as `deepnotes train glove` trains it
-(its own defaults: AdaGrad, lr 0.05, window 10; only --dim is passed; counting the co-occurrences
+(its own defaults: AdaGrad, lr 0.5, window 10, 25 epochs (--own-epochs); only --dim is passed; counting the co-occurrences
 happens before the clock starts, as building the vocabulary does).
 
 The 1-minute load average is printed before the start and after every run (it includes this
@@ -85,6 +85,14 @@ def model_settings(model: str, dim: int) -> dict:
     return out
 
 
+def epochs_of(model: str, default: int) -> int:
+    """The epochs `deepnotes train MODEL` trains for when --epochs is not given (GloVe's recipe), else `default`."""
+    from deepnotes.models import get_model_entry
+
+    entry = get_model_entry(model)
+    return int((entry.variant.train if entry.variant else {}).get("epochs", default))
+
+
 # --------------------------------------------------------------------------- one run of each system
 
 
@@ -98,6 +106,7 @@ def run_deepnotes(
 
     entry = get_model_entry(model)
     train = {**get_task(entry.task).train_defaults, **(entry.variant.train if entry.variant else {})}  # `deepnotes train MODEL`'s
+    train.pop("epochs", None)  # given by the caller (a deepnotes-only model's own: epochs_of)
     if model in PEERS:
         train |= {**TRAIN, "batch_size": batch_size}
     cfg = TrainConfig(model=model, data=corpus, epochs=epochs, threads=threads, seed=seed, out=str(out), progress=False,
@@ -338,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         "--models", nargs="+", default=None, help="registry names (default: word2vec cbow fasttext, and glove if registered)"
     )
     parser.add_argument("--seeds", type=int, default=3, help="runs per system and model, seeds 0..N-1 (default 3)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="of the models with a gensim peer (default 5)")
+    parser.add_argument(
+        "--own-epochs", type=int, default=None, help="of the deepnotes-only models (GloVe; default: each model's own, 25 for GloVe)"
+    )
     parser.add_argument("--corpus", default="brown", help="a dataset of kind corpus (default brown)")
     parser.add_argument("--dim", type=int, default=100, help="vector size (default 100)")
     parser.add_argument("--batch-size", type=int, default=1024, help="deepnotes's examples per step (default 1024, the task's)")
@@ -350,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.corpus, args.epochs, args.seeds, args.dim = "gettext-en", 1, 1, 16
-    if min(args.seeds, args.epochs, args.dim, args.batch_size, args.threads) < 1:
+        args.corpus, args.epochs, args.own_epochs, args.seeds, args.dim = "gettext-en", 1, 1, 1, 16
+    if min(args.seeds, args.epochs, args.own_epochs or 1, args.dim, args.batch_size, args.threads) < 1:
         parser.error("need --seeds, --epochs, --dim, --batch-size and --threads >= 1")
     models = args.models or default_models()
     from deepnotes.models import list_models
@@ -388,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     print(f"word vectors, deepnotes vs gensim {gensim.__version__ if any(m in PEERS for m in models) else '-'}: {args.corpus} "
-          f"({sum(map(len, corpus.sentences)):,} tokens in {len(corpus.sentences):,} sentences), {args.epochs} epoch{'s' if args.epochs != 1 else ''}, "
+          f"({sum(map(len, corpus.sentences)):,} tokens in {len(corpus.sentences):,} sentences), {args.epochs} epoch{'s' if args.epochs != 1 else ''}"
+          f"{''.join(f' ({m}: {args.own_epochs or epochs_of(m, args.epochs)})' for m in models if m not in PEERS)}, "
           f"dim {args.dim}, seeds {seeds}, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}", flush=True)  # fmt: skip
     load_start = busy_warning()
     loads = []
@@ -400,10 +413,11 @@ def main(argv: list[str] | None = None) -> int:
             settings = model_settings(model, args.dim)
             systems = ["deepnotes", "gensim"] if model in PEERS else ["deepnotes"]
             runs: dict[str, list[dict]] = {s: [] for s in systems}
+            epochs = args.epochs if model in PEERS else args.own_epochs or epochs_of(model, args.epochs)
             for seed in seeds:
                 for system in systems if seed % 2 == 0 else systems[::-1]:
                     if system == "deepnotes":
-                        row = run_deepnotes(model, args.corpus, settings, epochs=args.epochs, seed=seed, threads=threads,
+                        row = run_deepnotes(model, args.corpus, settings, epochs=epochs, seed=seed, threads=threads,
                                             batch_size=args.batch_size, out=root / f"{model}-seed{seed}")  # fmt: skip
                     else:
                         row = run_gensim(
@@ -419,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             if len({r["vocab"] for rs in runs.values() for r in rs}) > 1:
                 sizes = ", ".join(f"{s} {rs[0]['vocab']:,}" for s, rs in runs.items())
                 print(f"note: {model}: the vocabularies differ in size ({sizes})")
-            summaries.append(summarize(model, runs))
+            summaries.append({**summarize(model, runs), "epochs": epochs})
     finally:
         if tmp is not None:
             import shutil

@@ -15,3 +15,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def mha_slow_path():
+    """torch's fused inference path of nn.MultiheadAttention / TransformerEncoderLayer is another
+    computation (and zeroes padded rows): oracle comparisons use its slow path."""
+    import torch
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    yield
+    torch.backends.mha.set_fastpath_enabled(before)

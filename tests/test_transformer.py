@@ -24,12 +24,7 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 D, H, FF = 16, 4, 40
 
 
-@pytest.fixture(autouse=True)
-def _torch_slow_path():
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    yield
-    torch.backends.mha.set_fastpath_enabled(before)
+pytestmark = pytest.mark.usefixtures("mha_slow_path")  # tests/conftest.py
 
 
 def _copy(ours: nn.Module, ref: nn.Module) -> None:

@@ -309,36 +309,35 @@ def test_a_classifier_option_is_refused_for_word_vectors(tmp_path, catalogue):
         run_training(_cfg(tmp_path, catalogue, label_smoothing=0.1))
 
 
-def test_glove_step_is_glove_cs_update_written_as_a_loop():
-    """Cells with distinct rows: the batched step equals glove.c's per-cell loop (AdaGrad sums from 1,
-    the learning rate on the word vectors only, gradients clipped at 100), and the loss its 0.5 f diff^2."""
+def test_glove_step_is_glove_cs_update_with_the_batch_summed_per_row():
+    """glove.c's steps (lr on the word vectors only, gradients clipped at 100, AdaGrad sums from 1),
+    written as a loop: each row's steps in the batch summed, then AdaGrad with that sum's square
+    included (row 1 is in two cells); the loss is 0.5 f diff^2 before the step."""
     torch.manual_seed(0)
     V, D, lr = 10, 4, 0.05
     m = create_model("glove", vocab_size=V, num_classes=V, dim=D, x_max=10.0)
     for p in m.parameters():
         p.data.normal_(0, 0.5)
     m.g_w.uniform_(1, 3)
-    i, j, x = torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6]), torch.tensor([0.5, 8.0, 40.0])
+    i, j, x = torch.tensor([1, 2, 1]), torch.tensor([4, 5, 6]), torch.tensor([0.5, 8.0, 40.0])
     W, Wc, b, bc = (t.detach().clone().double() for t in (m.w, m.w_context, m.b, m.b_context))
     G, Gc, Gb, Gbc = (t.clone().double() for t in (m.g_w, m.g_context, m.g_b, m.g_b_context))
+    steps = {name: {} for name in ("w", "wc", "b", "bc")}
     cost = 0.0
-    for l1, l2, val in zip(i.tolist(), j.tolist(), x.tolist()):
+    for l1, l2, val in zip(i.tolist(), j.tolist(), x.tolist()):  # every cell sees the weights before the step
         diff = float(W[l1] @ Wc[l2] + b[l1] + bc[l2]) - np.log(val)
         fdiff = diff if val > 10.0 else (val / 10.0) ** 0.75 * diff
         cost += 0.5 * fdiff * diff
-        t1 = (fdiff * Wc[l2]).clamp(-100, 100) * lr
-        t2 = (fdiff * W[l1]).clamp(-100, 100) * lr
-        W[l1] -= t1 / G[l1].sqrt()
-        Wc[l2] -= t2 / Gc[l2].sqrt()
-        G[l1] += t1 * t1
-        Gc[l2] += t2 * t2
-        b[l1] -= fdiff / Gb[l1].sqrt()
-        bc[l2] -= fdiff / Gbc[l2].sqrt()
-        Gb[l1] += fdiff**2
-        Gbc[l2] += fdiff**2
+        for name, row, step in (("w", l1, (fdiff * Wc[l2]).clamp(-100, 100) * lr), ("wc", l2, (fdiff * W[l1]).clamp(-100, 100) * lr),
+                                ("b", l1, torch.tensor(fdiff, dtype=torch.float64)), ("bc", l2, torch.tensor(fdiff, dtype=torch.float64))):  # fmt: skip
+            steps[name][row] = steps[name].get(row, 0) + step
+    for name, table, sums in (("w", W, G), ("wc", Wc, Gc), ("b", b, Gb), ("bc", bc, Gbc)):
+        for row, g in steps[name].items():
+            sums[row] += g * g
+            table[row] -= g / sums[row].sqrt()
     loss = m.glove_step(i, j, x, lr)
     assert float(loss) == pytest.approx(cost, rel=1e-5)
-    for got, want in ((m.w, W), (m.w_context, Wc), (m.b, b), (m.b_context, bc), (m.g_w, G), (m.g_b_context, Gbc)):
+    for got, want in ((m.w, W), (m.w_context, Wc), (m.b, b), (m.b_context, bc), (m.g_w, G), (m.g_b, Gb), (m.g_b_context, Gbc)):
         torch.testing.assert_close(got.data.double(), want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(m.vectors(), m.w.data + m.w_context.data)
 

@@ -14,14 +14,15 @@ import errno
 import sys
 
 from deepnotes import __version__
-from deepnotes.cli import attack, attention, cam, embed, inspect, lab, predict, segment, templates, train, translate
+from deepnotes.cli import attack, attention, cam, embed, generate, inspect, lab, predict, segment, templates, train, translate
 from deepnotes.cli import list as list_command
 from deepnotes.cli.common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 from deepnotes.errors import UserError
 
 COMMANDS = {
     "train": train, "predict": predict, "segment": segment, "attention": attention, "inspect": inspect, "cam": cam,
-    "templates": templates, "attack": attack, "translate": translate, "embed": embed, "lab": lab, "list": list_command,
+    "templates": templates, "attack": attack, "translate": translate, "embed": embed, "generate": generate, "lab": lab,
+    "list": list_command,
 }  # fmt: skip
 
 
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  deepnotes translate runs/fr \"Save the file\" --beam 5\n"
         "  deepnotes train word2vec --data brown --epochs 5 --out runs/w2v\n"
         "  deepnotes embed neighbors runs/w2v king\n"
+        "  deepnotes train gpt_nano --data shakespeare --out runs/gpt\n"
+        "  deepnotes generate runs/gpt --prompt \"ROMEO:\" --max-new-tokens 300\n"
         "  deepnotes lab run C05 --quick\n"
         "--out is always what a command writes: the run directory (train), the figure (cam, segment,\n"
         "attention, templates: by default inside RUN_DIR), the folder (attack, lab run).",

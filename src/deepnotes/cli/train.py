@@ -69,6 +69,11 @@ def add_parser(sub) -> None:
         "--clip-grad-norm", type=float, metavar="N",
         help="clip the gradients' joint L2 norm to N before every step (Pascanu et al. 2013) [no clipping]",
     )  # fmt: skip
+    t.add_argument("--tokenizer", metavar="NAME", help="language models: char, word or bpe[:MERGES] [the model's, else char]")
+    t.add_argument("--block-size", type=int, metavar="T", help="language models: tokens per training sequence [the model's context]")
+    t.add_argument(
+        "--steps-per-epoch", type=int, metavar="N", help="language models: steps between evaluations [250]"
+    )
     t.add_argument("--threads", type=int, help="CPU threads [all cores, shared among local processes]")
     t.add_argument(
         "--precision", choices=PRECISIONS,
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _task_defaults(model: str) -> dict:
     """The defaults of the model's task and of the model itself for options not given (word vectors:
-    SGD, lr 0.025, linear decay; GloVe: AdaGrad, lr 0.05)."""
+    SGD, lr 0.025, linear decay; GloVe: AdaGrad, lr 0.5, 25 epochs)."""
     from deepnotes.models import MODELS
     from deepnotes.tasks import get_task
 

@@ -9,18 +9,22 @@ then the registered variants (data, with their published parameter counts).
 """
 
 # registration side effects; fcn, unet: segmentation; vit, swin, pvt: vision transformers; seq2seq, seq2seq_transformer: translation;
-# word2vec, fasttext, glove: word vectors
+# word2vec, fasttext, glove: word vectors; gpt, rnnlm, ngram, bert: language models
 from deepnotes.models import (  # noqa: F401
     alexnet,
+    bert,
     densenet,
     fasttext,
     fcn,
     glove,
     googlenet,
+    gpt,
     lenet,
     mlp,
+    ngram,
     pvt,
     resnet,
+    rnnlm,
     seq2seq,
     seq2seq_transformer,
     swin,

@@ -23,7 +23,7 @@ from deepnotes.errors import UserError
 from deepnotes.models import MODELS, create_model
 from deepnotes.registry import TASKS
 from deepnotes.rundir import RunConfig, RunDir
-from deepnotes.tasks import classification, segmentation, translation, word_vectors  # noqa: F401  (registration)
+from deepnotes.tasks import classification, language_model, segmentation, translation, word_vectors  # noqa: F401  (registration)
 from deepnotes.tasks.base import Task
 from deepnotes.train.config import TrainConfig
 

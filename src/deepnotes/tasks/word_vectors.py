@@ -11,8 +11,8 @@ already lowercased and tokenized. The vocabulary is every word seen at least min
 removed from the sentences before windows are taken (gensim and word2vec.c do the same).
 
 GloVe (Pennington et al. 2014, models/glove.py) trains on the non-zero cells of the co-occurrence
-matrix (deepnotes.text.cooccurrence), counted once, shuffled every epoch, by AdaGrad at lr 0.05
-with a constant rate, as glove.c (the command line's defaults for glove).
+matrix (deepnotes.text.cooccurrence), counted once, shuffled every epoch, by AdaGrad with a constant
+rate, as glove.c (the command line's defaults for glove: lr 0.5 and 25 epochs, models/glove.py says why).
 
 One epoch of Word2Vec (Mikolov et al. 2013), as word2vec.c and gensim:
 1. subsampling: each occurrence of word w is kept with probability

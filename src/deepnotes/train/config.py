@@ -31,7 +31,10 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy's generators all take 0..2**
 # refuses any of them given a value other than the default. The rest apply to every run.
 TASK_OPTIONS = (
     "label_smoothing", "augment", "crop_padding", "num_classes", "adversarial", "adv_eps", "adv_steps", "adv_alpha",
+    "tokenizer", "block_size", "steps_per_epoch",
 )  # fmt: skip
+# How a corpus becomes a stream of token ids (deepnotes.text.streams)
+TOKENIZERS = ("char", "word", "bpe")
 
 
 def option_flag(name: str) -> str:
@@ -82,6 +85,12 @@ class TrainConfig:
     # Gradient clipping by norm (Pascanu et al. 2013, arXiv:1211.5063): before each optimizer step
     # the gradients of all trainable parameters are scaled so their joint L2 norm is at most this.
     clip_grad_norm: float | None = None
+    # Token streams: the tokenizer (None: the model's default, else "char"; "bpe:N" learns N merges),
+    # the tokens per training sequence (None: the model's context), and the steps between two
+    # evaluations, an epoch (None: 250, nanoGPT's eval_interval).
+    tokenizer: str | None = None
+    block_size: int | None = None
+    steps_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -135,6 +144,12 @@ class TrainConfig:
             ),
             (self.adv_steps >= 1, f"--adv-steps must be >= 1, got {self.adv_steps}"),
             (self.adv_alpha is None or self.adv_alpha > 0, f"--adv-alpha (PGD step size) must be > 0, got {self.adv_alpha}"),
+            (
+                self.tokenizer is None or _tokenizer_ok(self.tokenizer),
+                f"--tokenizer is one of {', '.join(TOKENIZERS)} or bpe:N (N merges, e.g. bpe:2000), got {self.tokenizer!r}",
+            ),
+            (self.block_size is None or self.block_size >= 2, f"--block-size must be >= 2 tokens, got {self.block_size}"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -187,6 +202,13 @@ class TrainConfig:
 
     # Fields that may differ between a run and its --resume (everything else must match).
     RESUMABLE_CHANGES = ("epochs", "target_accuracy", "resume", "progress", "threads", "out", "data_dir")
+
+
+def _tokenizer_ok(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    kind, _, merges = name.partition(":")
+    return kind in TOKENIZERS and (not merges or kind == "bpe" and merges.isdigit() and int(merges) >= 1)
 
 
 def _finite(x: Any) -> bool:

@@ -332,7 +332,7 @@ def _run_locked(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop, run
     frozen = transfer.freeze(model, cfg.freeze)
     num_params = sum(p.numel() for p in model.parameters())
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
+    if not trainable and cfg.freeze:  # (a model without parameters, an n-gram count table, trains by its task's own step)
         raise UserError(f"--freeze {' '.join(cfg.freeze)} leaves nothing to train")
     model.to(info.device)
     if cfg.channels_last:
@@ -456,7 +456,7 @@ def _run_locked(cfg: TrainConfig, task_cls, info: ddp.DistInfo, should_stop, run
                 "epoch": epoch,
                 **train,
                 **task.test_record(last_eval),
-                "lr": optimizers[0].param_groups[0]["lr"],
+                "lr": optimizers[0].param_groups[0]["lr"] if optimizers else None,  # (none: an n-gram model)
                 "seconds": train_seconds,
                 rate_key: progress.seen * info.world_size / max(progress.seconds, 1e-9),
             }

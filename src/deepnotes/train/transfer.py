@@ -21,8 +21,13 @@ from deepnotes.rundir import RunConfig, RunDir
 
 
 def classifier_prefixes(model: nn.Module, model_name: str) -> tuple[str, ...]:
-    """The state_dict prefixes of the modules that depend on the classes (model.classifier_modules)."""
-    names = tuple(getattr(model, "classifier_modules", ()))
+    """The state_dict prefixes of the modules that depend on the classes (model.classifier_modules).
+    A model that declares none (classifier_modules = (): a model over tokens whose output is its
+    vocabulary, kept with the tokenizer) keeps every weight."""
+    declared = getattr(model, "classifier_modules", None)
+    if declared is not None and tuple(declared) == ():
+        return ()
+    names = tuple(declared or ())
     modules = dict(model.named_modules())
     if not names or not all(isinstance(modules.get(n), nn.Module) for n in names):
         raise UserError(f"{model_name} names no classifier modules (classifier_modules), so --from cannot replace its classifier")

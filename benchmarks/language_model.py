@@ -201,7 +201,7 @@ def _deepnotes_runs(args, name: str, every: int, peer: dict, threads: int, tmp: 
     ratio = race["reached"]["seconds"] / peer["train_seconds"] if race["reached"] else None
     if race["reached"]:
         log(f"deepnotes: the peer's {peer['final_loss']:.4f} at step {race['reached']['step']} after {race['reached']['seconds']:.1f} s: "
-            f"{ratio:.3f} of the peer's time ({1 / ratio:.2f}x sooner; goal: <= 0.5)")  # fmt: skip
+            f"{ratio:.3f} of the peer's time ({'met' if ratio <= 0.5 else 'not met'}: the goal is <= 0.5, 2x sooner)")  # fmt: skip
     else:
         log(f"deepnotes: did not reach the peer's {peer['final_loss']:.4f} in {race['steps_planned']} steps (best {race['best_loss']:.4f})")
 

@@ -54,9 +54,9 @@ class Data:
         return InputSpec(c, size, (0.0,) * c, (1 / 255,) * c)  # x/255 -> undo: raw pixel values
 
 
-def lab_corpus(corpus: str | None, quick: bool):
-    """gettext-en for quick runs (always on a Debian machine); Brown for full runs when it can be found
-    without a download, else gettext-en (results name the corpus they used); or the corpus named
+def lab_corpus(corpus: str | None, quick: bool, full: str = "brown"):
+    """gettext-en for quick runs (always on a Debian machine); `full` (Brown) for full runs when it can be
+    found without a download, else gettext-en (results name the corpus they used); or the corpus named
     (brown, gettext-en, shakespeare, bible-kjv). A deepnotes.data.corpora.Corpus."""
     from deepnotes.data.corpora import Corpus
     from deepnotes.errors import UserError
@@ -67,7 +67,7 @@ def lab_corpus(corpus: str | None, quick: bool):
         data = load_dataset("gettext-en")
     else:
         try:
-            data = load_dataset("brown", download=False)
+            data = load_dataset(full, download=False)
         except DataError:
             data = load_dataset("gettext-en")
     if not isinstance(data, Corpus):

@@ -209,9 +209,9 @@ GPT2_VOCAB = 50257  # GPT-2's byte-level BPE: 256 bytes + 50,000 merges + <|endo
 
 # Variant.train: the command line's defaults for the model. gpt_nano: nanoGPT's CPU recipe for
 # shakespeare_char (README: batch 12, block 64; config/train_shakespeare_char.py: AdamW lr 1e-3 with
-# cosine decay; train.py: weight decay 0.1, gradient clipping at 1.0). Not expressible here: betas
-# (0.9, 0.99) (AdamW's default 0.999 is used), 100 warm-up iterations, min_lr 1e-4, and nanoGPT decays
-# only the 2-D weights while the trainer decays every parameter (LayerNorm gains too).
+# cosine decay; train.py: weight decay 0.1, gradient clipping at 1.0); the language-model task's
+# AdamW takes nanoGPT's betas (0.9, 0.99) and decays only the matrices, as train.py does. Not here:
+# the 100 warm-up iterations and min_lr 1e-4 (the cosine ends at 0).
 _NANO_TRAIN = {
     "optimizer": "adamw",
     "lr": 1e-3,

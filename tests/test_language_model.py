@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from clicheck import assert_one_line_error, run_cli
+from fakes import HEADER, write_mo
 
 from deepnotes.data import corpora, load_dataset
 from deepnotes.errors import UserError
@@ -227,3 +228,20 @@ def test_fine_tuning_from_a_run_keeps_its_tokenizer(tmp_path, plays):
     still = json.loads((tmp_path / "still" / "metrics.json").read_text())
     source = json.loads((tmp_path / "pre" / "metrics.json").read_text())
     assert still["test_loss"] == pytest.approx(source["test_loss"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def catalogue_en(tmp_path_factory):
+    """A gettext catalogue (the gettext-en corpus) whose messages hold characters the plays never use."""
+    root = tmp_path_factory.mktemp("mo")
+    messages = {"": HEADER, **{f"Pay {i} € for the king's horse #{i}": f"x {i}" for i in range(40)}}
+    write_mo(root / "gettext-fr-en" / "ui.mo", messages)
+    return root
+
+
+def test_fine_tuning_on_text_with_unknown_characters_is_one_clear_error(tmp_path, plays, catalogue_en):
+    """A character tokenizer has no UNK: gettext-en's characters are not all in the plays' vocabulary."""
+    run_training(_cfg(tmp_path, plays, "pre", epochs=1, steps_per_epoch=2))
+    with pytest.raises(UserError, match=r"characters the character tokenizer does not know"):
+        run_training(_cfg(tmp_path, plays, "fine", epochs=1, steps_per_epoch=2, data="gettext-en", data_dir=str(catalogue_en),
+                          from_run=str(tmp_path / "pre")))  # fmt: skip

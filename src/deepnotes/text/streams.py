@@ -219,6 +219,10 @@ def corpus_stream(tok: LMTokenizer, corpus, docs: Sequence[int]) -> np.ndarray:
     """The documents `docs` of `corpus` as one stream of ids (documents in order; char: separated by a blank line)."""
     if tok.kind == "char":
         text = "\n\n".join(doc_texts(corpus, docs))
+        unknown = sorted(set(text) - set(tok.table.itos))
+        if unknown:  # a tokenizer from another corpus (fine-tuning): a character tokenizer has no UNK
+            raise UserError(f"{corpus.name} has {len(unknown)} characters the character tokenizer does not know "
+                            f"({''.join(unknown[:20])!r}); fine-tune from a run whose corpus has them, or use --tokenizer word or bpe")  # fmt: skip
         return np.asarray(tok.table.encode(text), dtype=np.int64)
     return tok.encode_sentences(doc_sentences(corpus, docs))
 

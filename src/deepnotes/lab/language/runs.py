@@ -66,7 +66,6 @@ def train_lm(model: str, corpus, *, steps: int, seed: int = 0, batch_size: int =
     defaults = {**get_task(entry.task).train_defaults, **(entry.variant.train if entry.variant else {})}  # `deepnotes train`'s
     per_epoch = steps_per_epoch or steps
     settings = {**defaults, "batch_size": batch_size, "epochs": max(1, -(-steps // per_epoch)), **train}
-    settings.setdefault("tokenizer", tokenizer)
     if tokenizer is not None:
         settings["tokenizer"] = tokenizer
     key_text = json.dumps([model, corpus.name, len(corpus.sentences), corpus.num_tokens, steps, per_epoch, seed, block_size,
@@ -84,9 +83,9 @@ def train_lm(model: str, corpus, *, steps: int, seed: int = 0, batch_size: int =
         start = time.perf_counter()
         result = run_training(cfg)
         seconds = time.perf_counter() - start
+        run = load_run(out)
         task = LanguageModel(cfg)
-        task.setup(corpus, load_run(from_run).config if from_run is not None else None)
-    run = load_run(out)
+        task.setup(corpus, run.config)  # the run's own tokenizer, read back (not learned a second time)
     metrics = dict(result.metrics)
     lm = LMRun(out, run.model, task.tokenizer, metrics, list(metrics.get("epochs", [])), seconds, task)
     if log is not None:

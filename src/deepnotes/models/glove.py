@@ -27,7 +27,7 @@ the size of Brown most counts are small, f(X) = (X/100)^alpha is 0.03 at X = 1, 
 vectors had hardly left their start after 15 epochs (WordSim-353 Spearman 0.02; the loss falling all
 the same, carried by the biases). At 0.5 and 25 epochs: 0.25, as skip-gram's on the same corpus
 (`deepnotes train glove --data brown`, 1 thread). glove.c's order (dividing before adding) diverged
-at 0.5 on Brown (loss 5e5 by epoch 5); the order here does not.
+at 0.5 on Brown (loss 5e5 by epoch 5 with commit 2cf43bf's code, `deepnotes train glove --data brown --lr 0.5`); the order here does not.
 """
 
 from __future__ import annotations
